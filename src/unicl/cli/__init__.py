@@ -1,0 +1,1 @@
+"""The `unicl` command: one module per command group, each exposing `register(subparsers)`."""
