@@ -1,6 +1,3 @@
 """UniCL: unified contrastive learning in image-text-label space."""
 
-from unicl.objective import UniCLLoss, target_labels, unicl_loss
-
-__all__ = ["UniCLLoss", "target_labels", "unicl_loss"]
 __version__ = "0.1.0"
