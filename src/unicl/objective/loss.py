@@ -1,0 +1,195 @@
+"""The UniCL objective: bidirectional contrastive loss with label-defined positives.
+
+With ``s_ij = logit_scale * <u_i, v_j>`` over a batch of images ``u`` and texts ``v`` (L2-normalised)
+and ``P(i) = {k : y_k = y_i}``::
+
+    L_i2t = mean_i [ -1/|P(i)| * sum_{k in P(i)} log softmax_j(s_i.)[k] ]
+    L_t2i = mean_j [ -1/|P(j)| * sum_{k in P(j)} log softmax_i(s_.j)[k] ]
+    L     = (L_i2t + L_t2i) / 2
+
+Because ``-log softmax(s_i.)[k] = lse_i - s_ik``, each row's term is ``lse_i - mean_{k in P(i)} s_ik``,
+and the mean over positives is ``logit_scale * <u_i, mean_{k in P(i)} v_k>``: only the log-sum-exp
+needs the ``B x B`` matrix; the positives cost ``O(B * D)`` through per-label feature sums.
+
+Connections (the paper's Sec. 3.2):
+
+* all labels distinct: ``P(i) = {i}`` and ``L`` is exactly CLIP's symmetric cross-entropy
+  ``(CE(S, arange) + CE(S.T, arange)) / 2`` (OpenCLIP's ``ClipLoss``);
+* texts that are class prompts: the text-to-image term is cross-entropy with the text embeddings as
+  the classifier weights;
+* like SupCon, every sample with the query's label contributes to the numerator as a positive.
+"""
+
+from __future__ import annotations
+
+import contextlib
+
+import torch
+
+from unicl.objective.logsumexp import dense_logsumexp, tiled_logsumexp
+
+
+def unicl_loss(
+    image_features: torch.Tensor,
+    text_features: torch.Tensor,
+    labels: torch.Tensor,
+    logit_scale: torch.Tensor | float,
+    *,
+    tile_size: int | None = None,
+) -> torch.Tensor:
+    """The UniCL loss of one batch (see the module docstring for the equations).
+
+    Args:
+        image_features: float ``[B, D]``, L2-normalised by the caller.
+        text_features: float ``[B, D]``, same dtype and device, L2-normalised.
+        labels: int64 ``[B]``; equal labels mark positive pairs (see ``target_labels``).
+        logit_scale: the multiplier of the cosine similarities, a scalar tensor such as
+            ``model.logit_scale.exp()`` (gradients flow into it) or a number.
+        tile_size: compute the log-sum-exp over blocks of this many columns, recomputing them in
+            backward: the same value and gradients with ``O(B * tile_size)`` extra memory instead
+            of ``O(B**2)``.
+
+    Returns:
+        A float32 scalar, whatever the input dtype (the loss runs in float32 with autocast off).
+
+    Raises:
+        ValueError: a shape, dtype or device that does not fit, naming the argument, or a
+            non-finite value in the features or the scale.
+    """
+    images, texts, scale = validate_inputs(image_features, text_features, labels, logit_scale)
+    with float32_region(images.device):
+        row_lse, column_lse = similarity_logsumexp(images, texts, scale, tile_size)
+        image_positives = positive_logits(images, labels, texts, labels, scale)
+        text_positives = positive_logits(texts, labels, images, labels, scale)
+        image_to_text = (row_lse - image_positives).mean()
+        text_to_image = (column_lse - text_positives).mean()
+        return (image_to_text + text_to_image) / 2
+
+
+def similarity_logsumexp(
+    queries: torch.Tensor,
+    keys: torch.Tensor,
+    scale: torch.Tensor,
+    tile_size: int | None,
+    *,
+    with_columns: bool = True,
+) -> tuple[torch.Tensor, torch.Tensor | None]:
+    """Row (and column) log-sum-exp of ``scale * queries @ keys.T``, dense or tiled."""
+    if tile_size is None or tile_size >= keys.shape[0]:
+        return dense_logsumexp(queries, keys, scale, with_columns=with_columns)
+    return tiled_logsumexp(queries, keys, scale, tile_size, with_columns=with_columns)
+
+
+def positive_logits(
+    queries: torch.Tensor,
+    query_labels: torch.Tensor,
+    keys: torch.Tensor,
+    key_labels: torch.Tensor,
+    scale: torch.Tensor,
+) -> torch.Tensor:
+    """``pos[i] = scale * mean_{k : key_labels[k] == query_labels[i]} <queries[i], keys[k]>``.
+
+    Every query label must occur among the key labels. Costs ``O((M + N) * D)``.
+    """
+    groups, key_group = torch.unique(key_labels, return_inverse=True)
+    group_sums = keys.new_zeros(groups.numel(), keys.shape[1]).index_add_(0, key_group, keys)
+    group_sizes = torch.bincount(key_group, minlength=groups.numel()).to(keys.dtype)
+    if query_labels is key_labels:
+        query_group = key_group
+    else:
+        query_group = torch.searchsorted(groups, query_labels)
+    dots = (queries * group_sums[query_group]).sum(dim=1)
+    return scale * dots / group_sizes[query_group]
+
+
+def float32_region(device: torch.device) -> contextlib.AbstractContextManager:
+    """Autocast off, so the loss's matrix products stay in float32 inside an autocast region."""
+    if device.type in ("cpu", "cuda", "xpu", "mps"):
+        return torch.autocast(device_type=device.type, enabled=False)
+    return contextlib.nullcontext()
+
+
+def validate_inputs(
+    image_features: torch.Tensor,
+    text_features: torch.Tensor,
+    labels: torch.Tensor,
+    logit_scale: torch.Tensor | float,
+    *,
+    check_finite: bool = True,
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """Check the loss's arguments; return the features and the scale as float32 tensors.
+
+    ``check_finite`` scans the values (one host sync); the sharded loss agrees on it across ranks
+    instead, so that all ranks raise together rather than some waiting in a collective.
+    """
+    for name, value in (("image_features", image_features), ("text_features", text_features)):
+        if not isinstance(value, torch.Tensor) or value.dim() != 2:
+            raise ValueError(f"{name} must be a 2-D tensor [B, D], got {_describe(value)}")
+        if not value.dtype.is_floating_point:
+            raise ValueError(f"{name} must be a floating-point tensor, got {value.dtype}")
+    if image_features.shape[0] == 0:
+        raise ValueError("image_features is empty: the batch needs at least one sample")
+    if text_features.shape != image_features.shape:
+        raise ValueError(
+            f"text_features has shape {tuple(text_features.shape)} but image_features has "
+            f"{tuple(image_features.shape)}: pass one text per image, in the same dimension"
+        )
+    if text_features.dtype != image_features.dtype:
+        raise ValueError(
+            f"text_features is {text_features.dtype} but image_features is {image_features.dtype}"
+        )
+    device = image_features.device
+    if text_features.device != device:
+        raise ValueError(f"text_features is on {text_features.device}, image_features on {device}")
+    if not isinstance(labels, torch.Tensor) or labels.dtype != torch.long:
+        raise ValueError(f"labels must be an int64 tensor [B], got {_describe(labels)}")
+    if labels.shape != image_features.shape[:1]:
+        raise ValueError(
+            f"labels has shape {tuple(labels.shape)}; expected ({image_features.shape[0]},)"
+        )
+    if labels.device != device:
+        raise ValueError(f"labels is on {labels.device}, the features on {device}")
+    scale = _validated_scale(logit_scale, device)
+    images, texts = image_features.float(), text_features.float()
+    if check_finite:
+        raise_if_not_finite(images, texts, scale, all_finite(images, texts, scale))
+    return images, texts, scale
+
+
+def all_finite(images: torch.Tensor, texts: torch.Tensor, scale: torch.Tensor) -> torch.Tensor:
+    """A boolean scalar tensor: no NaN or infinity in the features or the scale (no sync)."""
+    return torch.isfinite(images).all() & torch.isfinite(texts).all() & torch.isfinite(scale)
+
+
+def raise_if_not_finite(
+    images: torch.Tensor, texts: torch.Tensor, scale: torch.Tensor, finite: torch.Tensor
+) -> None:
+    """Raise ``ValueError`` naming the first non-finite argument unless ``finite`` holds."""
+    if bool(finite):
+        return
+    for name, value in (("image_features", images), ("text_features", texts)):
+        if not bool(torch.isfinite(value).all()):
+            raise ValueError(f"{name} contains NaN or infinite values")
+    if not bool(torch.isfinite(scale)):
+        raise ValueError(f"logit_scale is not finite: {scale.item()}")
+    raise ValueError("another rank's features or logit_scale contain NaN or infinite values")
+
+
+def _validated_scale(logit_scale: torch.Tensor | float, device: torch.device) -> torch.Tensor:
+    if isinstance(logit_scale, (int, float)) and not isinstance(logit_scale, bool):
+        return torch.tensor(float(logit_scale), device=device)
+    if not isinstance(logit_scale, torch.Tensor) or logit_scale.numel() != 1:
+        raise ValueError(
+            f"logit_scale must be a scalar tensor or a number, got {_describe(logit_scale)}"
+        )
+    if not logit_scale.dtype.is_floating_point:
+        raise ValueError(f"logit_scale must be floating-point, got {logit_scale.dtype}")
+    if logit_scale.device != device:
+        raise ValueError(f"logit_scale is on {logit_scale.device}, the features on {device}")
+    return logit_scale.float().reshape(())
+
+
+def _describe(value: object) -> str:
+    if isinstance(value, torch.Tensor):
+        return f"a {value.dtype} tensor of shape {tuple(value.shape)}"
+    return type(value).__name__

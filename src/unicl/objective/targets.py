@@ -1,0 +1,89 @@
+"""TargetM: the label of every sample in the unified image-text-label space.
+
+The paper's TargetM maps a batch to labels such that samples of one class share a label and each
+image-text pair gets a label of its own. Here:
+
+* an image-label sample keeps its class id (``class_ids[i] >= 0``);
+* an image-text pair (``class_ids[i] == -1``) gets ``-1 - (h >> 1)`` where ``h`` is the 64-bit
+  BLAKE2b digest of its caption: identical captions share a label (a repeated caption is not a false
+  negative of itself), caption labels are negative so they never collide with class labels, and
+  every rank computes the same label for the same caption without communicating;
+* with ``unique_captions=True`` (the paper's exact rule) every caption is unique: the label hashes
+  the sample's (rank, position) instead of its text.
+
+Two different captions share a label only on a 63-bit hash collision (probability about
+``B**2 / 2**64`` for a global batch of ``B`` captions).
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Sequence
+
+import torch
+
+IMAGE_TEXT = -1
+"""The class id that marks an image-text pair."""
+
+
+def _caption_label(key: str) -> int:
+    digest = int.from_bytes(hashlib.blake2b(key.encode("utf-8"), digest_size=8).digest(), "little")
+    return -1 - (digest >> 1)
+
+
+def _current_rank() -> int:
+    distributed = torch.distributed
+    if distributed.is_available() and distributed.is_initialized():
+        return distributed.get_rank()
+    return 0
+
+
+def target_labels(
+    class_ids: torch.Tensor | Sequence[int],
+    texts: Sequence[str | None],
+    *,
+    unique_captions: bool = False,
+    rank: int | None = None,
+) -> torch.Tensor:
+    """Labels for a batch: equal labels mark the positive pairs of the UniCL loss.
+
+    Args:
+        class_ids: int ``[B]``; ``>= 0`` is the sample's class in the unified label space,
+            ``-1`` marks an image-text pair.
+        texts: ``B`` strings; the caption of each image-text pair (ignored for image-label samples,
+            whose text is a prompt of their class).
+        unique_captions: give every caption its own label even when two are identical (the paper's
+            TargetM); by default identical captions share one.
+        rank: the process's rank, used only with ``unique_captions``; defaults to the
+            ``torch.distributed`` rank, or 0.
+
+    Returns:
+        int64 ``[B]`` on the device of ``class_ids`` (CPU for a sequence).
+    """
+    ids = torch.as_tensor(class_ids)
+    if ids.dim() != 1 or ids.dtype.is_floating_point or ids.dtype == torch.bool:
+        raise ValueError(
+            f"class_ids must be a 1-D integer tensor, got {ids.dtype} {tuple(ids.shape)}"
+        )
+    if len(texts) != ids.numel():
+        raise ValueError(f"texts has {len(texts)} entries but class_ids has {ids.numel()}")
+    ids = ids.long()
+    if ids.numel() and int(ids.min()) < IMAGE_TEXT:
+        raise ValueError(f"class_ids must be >= 0 or -1 (image-text), found {int(ids.min())}")
+    pair_positions = (ids == IMAGE_TEXT).nonzero().flatten().tolist()
+    if not pair_positions:
+        return ids.clone()
+    if unique_captions:
+        owner = _current_rank() if rank is None else rank
+        keys = [f"\0{owner}:{position}" for position in pair_positions]
+    else:
+        keys = []
+        for position in pair_positions:
+            text = texts[position]
+            if not isinstance(text, str):
+                raise ValueError(f"texts[{position}] is an image-text caption and must be a str")
+            keys.append(text)
+    labels = ids.clone()
+    caption_labels = torch.tensor([_caption_label(key) for key in keys], dtype=torch.long)
+    labels[torch.tensor(pair_positions, device=ids.device)] = caption_labels.to(ids.device)
+    return labels
