@@ -1,0 +1,104 @@
+"""Training checkpoints: atomic files `<output_dir>/checkpoints/step_XXXXXXXX.pt`, the last K kept,
+and the random-number-generator states that make a resumed run repeat an uninterrupted one."""
+
+from __future__ import annotations
+
+import os
+import random
+import re
+import tempfile
+from pathlib import Path
+from pickle import UnpicklingError
+from typing import Any
+
+import numpy as np
+import torch
+
+from unicl.errors import UserInputError
+
+CHECKPOINT_DIR = "checkpoints"
+_NAME = re.compile(r"^step_(\d{8})\.pt$")
+
+
+def checkpoint_dir(output_dir: str | Path) -> Path:
+    return Path(output_dir) / CHECKPOINT_DIR
+
+
+def list_checkpoints(output_dir: str | Path) -> list[Path]:
+    """Complete checkpoints of a run, oldest first (temporary files are never listed)."""
+    folder = checkpoint_dir(output_dir)
+    if not folder.is_dir():
+        return []
+    found = [p for p in folder.iterdir() if _NAME.match(p.name)]
+    return sorted(found, key=lambda p: int(_NAME.match(p.name).group(1)))
+
+
+def save_checkpoint(
+    state: dict[str, Any], output_dir: str | Path, step: int, keep_last: int
+) -> Path:
+    """Write `state` for optimiser step `step` atomically (temporary file in the same folder,
+    fsync, rename), then delete all but the newest `keep_last` checkpoints."""
+    folder = checkpoint_dir(output_dir)
+    folder.mkdir(parents=True, exist_ok=True)
+    path = folder / f"step_{step:08d}.pt"
+    handle, temporary = tempfile.mkstemp(dir=folder, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(handle, "wb") as file:
+            torch.save(state, file)
+            file.flush()
+            os.fsync(file.fileno())
+        os.replace(temporary, path)
+    except BaseException:
+        Path(temporary).unlink(missing_ok=True)
+        raise
+    for old in list_checkpoints(output_dir)[:-keep_last]:
+        old.unlink()
+    return path
+
+
+def resolve_resume(spec: str, output_dir: str | Path) -> Path:
+    """`latest` -> the newest checkpoint under `output_dir`; anything else is a checkpoint path."""
+    if spec == "latest":
+        found = list_checkpoints(output_dir)
+        if not found:
+            raise UserInputError(
+                f"--resume latest: no checkpoint in {str(checkpoint_dir(output_dir))!r}; "
+                "start without --resume or pass a checkpoint path"
+            )
+        return found[-1]
+    path = Path(spec)
+    if not path.is_file():
+        raise UserInputError(f"--resume {spec!r}: no such checkpoint file; pass 'latest' or a path")
+    return path
+
+
+def load_checkpoint(path: str | Path) -> dict[str, Any]:
+    """Read a checkpoint written by `save_checkpoint` (tensors and plain Python values only)."""
+    try:
+        return torch.load(path, map_location="cpu", weights_only=True)
+    except (RuntimeError, EOFError, OSError, UnpicklingError) as error:
+        raise UserInputError(f"cannot read checkpoint {str(path)!r}: {error}") from None
+
+
+def capture_rng_state() -> dict[str, Any]:
+    """The states of Python's, NumPy's and PyTorch's (CPU and every CUDA device) generators."""
+    kind, keys, position, has_gauss, gauss = np.random.get_state()
+    state = {
+        "python": random.getstate(),
+        "numpy": [kind, torch.from_numpy(keys.copy()), position, has_gauss, gauss],
+        "torch": torch.get_rng_state(),
+    }
+    if torch.cuda.is_available():
+        state["cuda"] = torch.cuda.get_rng_state_all()
+    return state
+
+
+def restore_rng_state(state: dict[str, Any]) -> None:
+    """Inverse of `capture_rng_state`."""
+    version, internal, gauss = state["python"]
+    random.setstate((version, tuple(internal), gauss))
+    kind, keys, position, has_gauss, gauss = state["numpy"]
+    np.random.set_state((kind, keys.numpy(), position, has_gauss, gauss))
+    torch.set_rng_state(state["torch"])
+    if "cuda" in state and torch.cuda.is_available():
+        torch.cuda.set_rng_state_all(state["cuda"])

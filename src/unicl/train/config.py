@@ -1,0 +1,288 @@
+"""The training configuration: one YAML file with a few sections, validated before anything runs.
+
+```yaml
+model:      {name: unicl-tiny}                       # registered name or model directory
+data:       {sources: [{path: ..., weight: 1}], batch_size: 64, accumulation_steps: 1}
+objective:  {name: unicl}                            # unicl | ce | supcon
+optim:      {lr: 5.0e-4, reference_batch: 512, weight_decay: 0.05, grad_clip: 5.0}
+schedule:   {steps: 1000, warmup_steps: 50}
+run:        {output_dir: runs/demo, precision: fp32, seed: 0}
+checkpoint: {every_steps: 500, keep_last: 3}
+evaluation: {every_steps: null, zeroshot: [...]}
+logging:    {every_steps: 10, tensorboard: false}
+```
+
+`load_config(path, overrides)` reads the file, applies `--set key=value` overrides and returns a
+`TrainConfig`; `config_to_yaml` prints the resolved config.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+
+from unicl.errors import UserInputError
+from unicl.train.config_loading import apply_override, build_dataclass
+
+
+def _require(condition: bool, key: str, value: Any, expected: str) -> None:
+    if not condition:
+        raise UserInputError(f"config key '{key}' is {value!r}; it must be {expected}")
+
+
+@dataclass
+class ModelConfig:
+    """`name`: a registered model name (`unicl models` lists them) or a saved model directory;
+    `overrides`: keyword overrides passed to `create_model` (e.g. `{drop_path_rate: 0.2}`)."""
+
+    name: str = "unicl-tiny"
+    overrides: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass
+class SourceConfig:
+    """One training source (folder, manifest, arrays or shards) and its sampling weight."""
+
+    path: str
+    weight: float = 1.0
+
+    def validate(self) -> None:
+        _require(self.weight > 0, "data.sources.weight", self.weight, "> 0")
+
+
+@dataclass
+class DataConfig:
+    """`batch_size` is per process and per micro-batch: the global batch of one optimiser step is
+    `batch_size * accumulation_steps * world_size`, and every sample of it is a negative of every
+    other (see `unicl.train.accumulation`)."""
+
+    sources: list[SourceConfig] = field(default_factory=list)
+    batch_size: int = 64
+    accumulation_steps: int = 1
+    workers: int = 2
+    templates: str = "clip"
+
+    def validate(self) -> None:
+        _require(len(self.sources) > 0, "data.sources", self.sources, "a non-empty list")
+        _require(self.batch_size > 0, "data.batch_size", self.batch_size, "> 0")
+        _require(
+            self.accumulation_steps > 0,
+            "data.accumulation_steps",
+            self.accumulation_steps,
+            "> 0",
+        )
+        _require(self.workers >= 0, "data.workers", self.workers, ">= 0")
+
+
+@dataclass
+class ObjectiveConfig:
+    """`unicl`: the UniCL loss over images and texts (the default). Baselines on the image tower
+    only: `ce` (linear classifier over the class ids, cross-entropy) and `supcon` (SupCon on two
+    augmented views of each image, at `temperature`). `tile_size` bounds the memory of `unicl`."""
+
+    name: Literal["unicl", "ce", "supcon"] = "unicl"
+    tile_size: int | None = None
+    temperature: float = 0.1
+    num_classes: int | None = None
+
+    def validate(self) -> None:
+        _require(self.temperature > 0, "objective.temperature", self.temperature, "> 0")
+        if self.tile_size is not None:
+            _require(self.tile_size > 0, "objective.tile_size", self.tile_size, "> 0 or null")
+        if self.name == "ce":
+            _require(
+                self.num_classes is not None and self.num_classes > 1,
+                "objective.num_classes",
+                self.num_classes,
+                "the number of classes (> 1) when objective.name is 'ce'",
+            )
+
+
+@dataclass
+class OptimConfig:
+    """AdamW. The learning rate used is `lr * global_batch / reference_batch` (linear scaling
+    rule; `reference_batch: null` uses `lr` as given). No weight decay on norms, biases,
+    embeddings and the logit scale. `grad_clip` is a max global L2 norm (null: no clipping);
+    `ema_decay` keeps an exponential moving average of the weights (null: none)."""
+
+    lr: float = 5.0e-4
+    reference_batch: int | None = 512
+    weight_decay: float = 0.05
+    betas: tuple[float, float] = (0.9, 0.999)
+    eps: float = 1.0e-8
+    grad_clip: float | None = 5.0
+    ema_decay: float | None = None
+
+    def validate(self) -> None:
+        _require(self.lr > 0, "optim.lr", self.lr, "> 0")
+        if self.reference_batch is not None:
+            _require(self.reference_batch > 0, "optim.reference_batch", self.reference_batch, "> 0")
+        _require(self.weight_decay >= 0, "optim.weight_decay", self.weight_decay, ">= 0")
+        _require(all(0 <= b < 1 for b in self.betas), "optim.betas", self.betas, "in [0, 1)")
+        _require(self.eps > 0, "optim.eps", self.eps, "> 0")
+        if self.grad_clip is not None:
+            _require(self.grad_clip > 0, "optim.grad_clip", self.grad_clip, "> 0 or null")
+        if self.ema_decay is not None:
+            _require(0 < self.ema_decay < 1, "optim.ema_decay", self.ema_decay, "in (0, 1)")
+
+
+@dataclass
+class ScheduleConfig:
+    """Linear warm-up from 0 over `warmup_steps`, then cosine decay to `min_lr_ratio * lr` at
+    `steps` (optimiser steps, each of one global batch)."""
+
+    steps: int = 1000
+    warmup_steps: int = 0
+    min_lr_ratio: float = 0.0
+
+    def validate(self) -> None:
+        _require(self.steps > 0, "schedule.steps", self.steps, "> 0")
+        _require(
+            0 <= self.warmup_steps < self.steps,
+            "schedule.warmup_steps",
+            self.warmup_steps,
+            f"in [0, schedule.steps={self.steps})",
+        )
+        _require(
+            0 <= self.min_lr_ratio <= 1, "schedule.min_lr_ratio", self.min_lr_ratio, "in [0, 1]"
+        )
+
+
+@dataclass
+class RunConfig:
+    """Where and how the run executes. `precision`: `fp32`, `bf16` (autocast, CPU or CUDA) or
+    `fp16` (autocast and a gradient scaler, CUDA only). `max_nonfinite`: consecutive steps with
+    a non-finite loss that are skipped before the run stops. `deterministic` asks PyTorch for
+    deterministic kernels (bit-identical resumption on CPU)."""
+
+    output_dir: str = "runs/unicl"
+    seed: int = 0
+    device: Literal["auto", "cpu", "cuda"] = "auto"
+    precision: Literal["fp32", "bf16", "fp16"] = "fp32"
+    deterministic: bool = False
+    max_nonfinite: int = 5
+    threads: int | None = None
+
+    def validate(self) -> None:
+        _require(self.max_nonfinite > 0, "run.max_nonfinite", self.max_nonfinite, "> 0")
+        if self.threads is not None:
+            _require(self.threads > 0, "run.threads", self.threads, "> 0 or null")
+        if self.precision == "fp16":
+            _require(
+                self.device != "cpu",
+                "run.precision",
+                self.precision,
+                "fp32 or bf16 on CPU (fp16 needs CUDA)",
+            )
+
+
+@dataclass
+class CheckpointConfig:
+    """A checkpoint every `every_steps` optimiser steps and at the end; the last `keep_last` are
+    kept under `<output_dir>/checkpoints/`."""
+
+    every_steps: int = 1000
+    keep_last: int = 3
+
+    def validate(self) -> None:
+        _require(self.every_steps > 0, "checkpoint.every_steps", self.every_steps, "> 0")
+        _require(self.keep_last > 0, "checkpoint.keep_last", self.keep_last, "> 0")
+
+
+@dataclass
+class ZeroShotConfig:
+    """A held-out image-label source evaluated by zero-shot classification with prompt
+    classifiers built from the template set `templates`."""
+
+    path: str
+    name: str | None = None
+    templates: str = "clip"
+
+
+@dataclass
+class EvaluationConfig:
+    """Evaluation every `every_steps` steps (null: only at the end) on the `zeroshot` sources."""
+
+    every_steps: int | None = None
+    zeroshot: list[ZeroShotConfig] = field(default_factory=list)
+    batch_size: int = 256
+
+    def validate(self) -> None:
+        if self.every_steps is not None:
+            _require(self.every_steps > 0, "evaluation.every_steps", self.every_steps, "> 0")
+        _require(self.batch_size > 0, "evaluation.batch_size", self.batch_size, "> 0")
+
+
+@dataclass
+class LoggingConfig:
+    """Metrics every `every_steps` steps to `metrics.jsonl` (and TensorBoard if `tensorboard`,
+    which needs the `unicl[tensorboard]` extra); `progress` shows a progress bar."""
+
+    every_steps: int = 10
+    tensorboard: bool = False
+    progress: bool = True
+
+    def validate(self) -> None:
+        _require(self.every_steps > 0, "logging.every_steps", self.every_steps, "> 0")
+
+
+@dataclass
+class TrainConfig:
+    """The whole training configuration; sections as in the module docstring."""
+
+    model: ModelConfig = field(default_factory=ModelConfig)
+    data: DataConfig = field(default_factory=DataConfig)
+    objective: ObjectiveConfig = field(default_factory=ObjectiveConfig)
+    optim: OptimConfig = field(default_factory=OptimConfig)
+    schedule: ScheduleConfig = field(default_factory=ScheduleConfig)
+    run: RunConfig = field(default_factory=RunConfig)
+    checkpoint: CheckpointConfig = field(default_factory=CheckpointConfig)
+    evaluation: EvaluationConfig = field(default_factory=EvaluationConfig)
+    logging: LoggingConfig = field(default_factory=LoggingConfig)
+
+    @property
+    def output_dir(self) -> Path:
+        return Path(self.run.output_dir)
+
+
+def config_from_dict(raw: dict[str, Any]) -> TrainConfig:
+    """Validate a raw mapping (as read from YAML) into a `TrainConfig`."""
+    return build_dataclass(TrainConfig, raw, "")
+
+
+def load_config(path: str | Path, overrides: list[str] = ()) -> TrainConfig:
+    """Read the YAML file at `path`, apply `key=value` overrides in order, and validate."""
+    path = Path(path)
+    if not path.is_file():
+        raise UserInputError(f"training config {str(path)!r} does not exist; pass a YAML file")
+    try:
+        raw = yaml.safe_load(path.read_text()) or {}
+    except yaml.YAMLError as error:
+        raise UserInputError(f"training config {str(path)!r} is not valid YAML: {error}") from None
+    if not isinstance(raw, dict):
+        raise UserInputError(f"training config {str(path)!r} must be a mapping of sections")
+    for assignment in overrides:
+        apply_override(raw, assignment)
+    return config_from_dict(raw)
+
+
+def config_to_dict(config: TrainConfig) -> dict[str, Any]:
+    """Plain nested dict (lists for tuples) that `config_from_dict` reads back unchanged."""
+
+    def plain(value: Any) -> Any:
+        if isinstance(value, (list, tuple)):
+            return [plain(v) for v in value]
+        if isinstance(value, dict):
+            return {k: plain(v) for k, v in value.items()}
+        return value
+
+    return plain(dataclasses.asdict(config))
+
+
+def config_to_yaml(config: TrainConfig) -> str:
+    """The resolved config as YAML, in section order."""
+    return yaml.safe_dump(config_to_dict(config), sort_keys=False)

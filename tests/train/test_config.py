@@ -1,0 +1,111 @@
+"""The training config: sections, types and ranges are checked before anything runs."""
+
+import pytest
+import yaml
+
+from unicl.errors import UserInputError
+from unicl.train.config import config_from_dict, config_to_yaml, load_config
+
+MINIMAL = {"data": {"sources": [{"path": "data/demo/fashion"}]}}
+
+
+def _with(**sections):
+    raw = {"data": {"sources": [{"path": "data/demo/fashion"}]}}
+    for section, values in sections.items():
+        raw.setdefault(section, {}).update(values)
+    return raw
+
+
+def test_minimal_config_gets_documented_defaults():
+    config = config_from_dict(MINIMAL)
+    assert config.model.name == "unicl-tiny"
+    assert config.objective.name == "unicl"
+    assert config.optim.betas == (0.9, 0.999)
+    assert config.data.sources[0].weight == 1.0
+
+
+def test_unknown_key_is_named_with_a_suggestion():
+    with pytest.raises(UserInputError, match=r"'optim\.lrr'.*did you mean 'lr'"):
+        config_from_dict(_with(optim={"lrr": 1e-3}))
+
+
+def test_unknown_section_lists_allowed_sections():
+    with pytest.raises(UserInputError, match=r"unknown config key 'optimizer'.*allowed keys"):
+        config_from_dict({**MINIMAL, "optimizer": {}})
+
+
+def test_bad_literal_names_key_and_allowed_values():
+    with pytest.raises(
+        UserInputError, match=r"'objective\.name' is 'clip'.*'unicl', 'ce', 'supcon'"
+    ):
+        config_from_dict(_with(objective={"name": "clip"}))
+
+
+def test_wrong_type_is_named():
+    with pytest.raises(UserInputError, match=r"'data\.batch_size' must be int, got 'big'"):
+        config_from_dict(_with(data={"batch_size": "big"}))
+
+
+def test_out_of_range_values_are_rejected():
+    with pytest.raises(UserInputError, match=r"'schedule\.warmup_steps' is 200"):
+        config_from_dict(_with(schedule={"steps": 100, "warmup_steps": 200}))
+    with pytest.raises(UserInputError, match=r"'optim\.ema_decay' is 1\.5"):
+        config_from_dict(_with(optim={"ema_decay": 1.5}))
+
+
+def test_missing_required_source_path():
+    with pytest.raises(UserInputError, match=r"'data\.sources\.0\.path' is required"):
+        config_from_dict({"data": {"sources": [{"weight": 2}]}})
+
+
+def test_empty_sources_are_rejected():
+    with pytest.raises(UserInputError, match=r"'data\.sources'.*non-empty list"):
+        config_from_dict({"data": {"sources": []}})
+
+
+def test_fp16_on_cpu_is_rejected():
+    with pytest.raises(UserInputError, match=r"fp16 needs CUDA"):
+        config_from_dict(_with(run={"device": "cpu", "precision": "fp16"}))
+
+
+def test_yaml_exponent_without_dot_is_read_as_float(tmp_path):
+    path = tmp_path / "c.yaml"
+    path.write_text("data: {sources: [{path: x}]}\noptim: {lr: 1e-3}\n")
+    assert load_config(path).optim.lr == 1e-3
+
+
+def test_overrides_apply_in_order_and_reach_list_items(tmp_path):
+    path = tmp_path / "c.yaml"
+    path.write_text(yaml.safe_dump({"data": {"sources": [{"path": "a"}, {"path": "b"}]}}))
+    config = load_config(
+        path, ["optim.lr=2e-3", "data.sources.1.weight=3", "optim.betas=[0.9, 0.98]"]
+    )
+    assert config.optim.lr == 2e-3
+    assert config.data.sources[1].weight == 3.0
+    assert config.optim.betas == (0.9, 0.98)
+
+
+def test_bad_override_syntax_and_index(tmp_path):
+    path = tmp_path / "c.yaml"
+    path.write_text(yaml.safe_dump(MINIMAL))
+    with pytest.raises(UserInputError, match="key=value"):
+        load_config(path, ["optim.lr"])
+    with pytest.raises(UserInputError, match=r"index must be 0\.\.0"):
+        load_config(path, ["data.sources.4.weight=1"])
+
+
+def test_missing_file_and_invalid_yaml(tmp_path):
+    with pytest.raises(UserInputError, match="does not exist"):
+        load_config(tmp_path / "nope.yaml")
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("data: [unclosed\n")
+    with pytest.raises(UserInputError, match="not valid YAML"):
+        load_config(bad)
+
+
+def test_printed_config_reads_back_identically(tmp_path):
+    config = config_from_dict(_with(optim={"lr": 1e-3, "ema_decay": 0.999}))
+    path = tmp_path / "resolved.yaml"
+    path.write_text(config_to_yaml(config))
+    assert load_config(path) == config
+
