@@ -108,4 +108,3 @@ def test_printed_config_reads_back_identically(tmp_path):
     path = tmp_path / "resolved.yaml"
     path.write_text(config_to_yaml(config))
     assert load_config(path) == config
-
