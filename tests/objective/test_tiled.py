@@ -1,0 +1,72 @@
+"""The tiled loss: the dense loss's value and gradients for every tile size."""
+
+import pytest
+import torch
+
+from tests.objective.reference import normalized
+from tests.objective.test_loss import SCALE, mixed_labels
+from unicl import unicl_loss
+from unicl.objective.logsumexp import dense_logsumexp, tiled_logsumexp
+
+
+def value_and_gradients(labels, tile_size, dtype=torch.float32):
+    u = normalized(len(labels), 16, seed=20, dtype=dtype, requires_grad=True)
+    v = normalized(len(labels), 16, seed=21, dtype=dtype, requires_grad=True)
+    scale = torch.tensor(SCALE, requires_grad=True)
+    loss = unicl_loss(u, v, labels, scale, tile_size=tile_size)
+    return (loss, *torch.autograd.grad(loss, (u, v, scale)))
+
+
+@pytest.mark.parametrize("tile_size", [1, 3, 5, 11, 12, 40])
+@pytest.mark.parametrize(
+    "labels", [mixed_labels(), torch.arange(12), torch.zeros(12, dtype=torch.long)]
+)
+def test_tiled_equals_dense(labels, tile_size):
+    dense = value_and_gradients(labels, None)
+    tiled = value_and_gradients(labels, tile_size)
+    for got, want in zip(tiled, dense, strict=True):
+        torch.testing.assert_close(got, want, rtol=1e-5, atol=1e-6)
+
+
+def test_tiled_with_bfloat16_inputs_matches_dense():
+    dense = value_and_gradients(mixed_labels(), None, torch.bfloat16)
+    tiled = value_and_gradients(mixed_labels(), 5, torch.bfloat16)
+    for got, want in zip(tiled, dense, strict=True):
+        torch.testing.assert_close(got, want, rtol=1e-2, atol=1e-3)
+
+
+@pytest.mark.parametrize("with_columns", [True, False])
+def test_rectangular_logsumexp_gradients(with_columns):
+    """Local rows against more columns, as each rank computes them."""
+    a = normalized(5, 8, seed=22, requires_grad=True)
+    b = normalized(13, 8, seed=23, requires_grad=True)
+    scale = torch.tensor(7.0, requires_grad=True)
+    weights = torch.linspace(0.5, 1.5, 5), torch.linspace(-1.0, 1.0, 13)
+
+    def total(lse):
+        rows, columns = lse
+        value = (rows * weights[0]).sum()
+        return value + (columns * weights[1]).sum() if with_columns else value
+
+    dense = total(dense_logsumexp(a, b, scale, with_columns=with_columns))
+    tiled = total(tiled_logsumexp(a, b, scale, 4, with_columns=with_columns))
+    torch.testing.assert_close(tiled, dense)
+    for got, want in zip(
+        torch.autograd.grad(tiled, (a, b, scale)),
+        torch.autograd.grad(dense, (a, b, scale)),
+        strict=True,
+    ):
+        torch.testing.assert_close(got, want, rtol=1e-5, atol=1e-6)
+
+
+def test_gradcheck_in_float64():
+    a = normalized(4, 3, seed=24, dtype=torch.float64, requires_grad=True)
+    b = normalized(6, 3, seed=25, dtype=torch.float64, requires_grad=True)
+    scale = torch.tensor(3.0, dtype=torch.float64, requires_grad=True)
+    assert torch.autograd.gradcheck(lambda *x: tiled_logsumexp(*x, 4), (a, b, scale))
+
+
+def test_tile_size_must_be_positive():
+    u = normalized(4, 8, seed=26)
+    with pytest.raises(ValueError, match="tile_size"):
+        tiled_logsumexp(u, u, torch.tensor(1.0), 0)
