@@ -82,7 +82,8 @@ class DataConfig:
 class ObjectiveConfig:
     """`unicl`: the UniCL loss over images and texts (the default). Baselines on the image tower
     only: `ce` (linear classifier over the class ids, cross-entropy) and `supcon` (SupCon on two
-    augmented views of each image, at `temperature`). `tile_size` bounds the memory of `unicl`."""
+    augmented views of each image, at `temperature`). `tile_size` bounds the memory of `unicl`;
+    `num_classes` sizes the `ce` head (null: the number of classes of the training sources)."""
 
     name: Literal["unicl", "ce", "supcon"] = "unicl"
     tile_size: int | None = None
@@ -93,13 +94,8 @@ class ObjectiveConfig:
         _require(self.temperature > 0, "objective.temperature", self.temperature, "> 0")
         if self.tile_size is not None:
             _require(self.tile_size > 0, "objective.tile_size", self.tile_size, "> 0 or null")
-        if self.name == "ce":
-            _require(
-                self.num_classes is not None and self.num_classes > 1,
-                "objective.num_classes",
-                self.num_classes,
-                "the number of classes (> 1) when objective.name is 'ce'",
-            )
+        if self.num_classes is not None:
+            _require(self.num_classes > 1, "objective.num_classes", self.num_classes, "> 1 or null")
 
 
 @dataclass

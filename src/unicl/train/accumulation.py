@@ -1,0 +1,124 @@
+"""Forward and backward of one optimiser step, with gradient accumulation that keeps every sample
+of the accumulated batch as a negative of every other.
+
+With `k` micro-batches the batch is split into chunks `c_1..c_k`. First every chunk is encoded
+without gradients and its features are cached. Then, for each chunk `j`, the chunk is encoded again
+with gradients and the loss of the *whole* batch is computed from the cached features with chunk
+`j`'s replaced by the live ones, and back-propagated. The loss `L(f_1, ..., f_k)` has the same
+value at every micro-step, and
+
+    sum_j dL/df_j * df_j/dtheta = dL/dtheta
+
+so the summed micro-step gradients are the full-batch gradient (OpenCLIP's scheme). Tensors the
+whole batch shares (the logit scale) carry gradients only in the last micro-step, so they too
+receive exactly one full-batch gradient. Each chunk's recomputation replays the random-number
+state of its cached pass, so dropout and drop-path draw the same masks in both passes.
+
+Under DDP the first `k - 1` micro-steps run in `no_sync()` and the last one all-reduces.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Callable
+
+import torch
+import torch.distributed as dist
+from torch import nn
+
+from unicl.objective import is_distributed
+
+Tensors = dict[str, torch.Tensor]
+
+
+def agreed_finite(tensors: tuple[torch.Tensor, ...]) -> bool:
+    """True when every value of `tensors` is finite on every process (one host sync; under
+    `torch.distributed` one tiny all-reduce, so that all ranks skip a step together)."""
+    flag = torch.ones((), dtype=torch.int32, device=tensors[0].device)
+    for tensor in tensors:
+        flag &= torch.isfinite(tensor.detach()).all().to(torch.int32)
+    if is_distributed():
+        dist.all_reduce(flag, op=dist.ReduceOp.MIN)
+    return bool(flag)
+
+
+def split_inputs(inputs: Tensors, parts: int) -> list[Tensors]:
+    """`parts` micro-batches of consecutive samples (the first ones one larger if uneven)."""
+    pieces = {name: torch.tensor_split(value, parts) for name, value in inputs.items()}
+    return [{name: pieces[name][i] for name in inputs} for i in range(parts)]
+
+
+def forward_backward(
+    module: nn.Module,
+    task: nn.Module,
+    inputs: Tensors,
+    accumulation_steps: int,
+    autocast: Callable[[], contextlib.AbstractContextManager],
+    backward: Callable[[torch.Tensor], None],
+) -> torch.Tensor | None:
+    """Accumulate into `.grad` the gradient of `task.loss` over the whole of `inputs`.
+
+    `module` is the task itself or its DDP wrapper (whose forward is the task's); `backward`
+    back-propagates a loss (e.g. through a gradient scaler). Returns this process's loss value
+    (detached), or None, with no gradient accumulated, when a feature or the loss is not finite
+    on some process.
+    """
+    if accumulation_steps == 1:
+        with autocast():
+            features, shared = module(inputs)
+        if not agreed_finite(features + shared):
+            return None
+        with autocast():
+            loss = task.loss(features, shared, inputs)
+        if not agreed_finite((loss,)):
+            return None
+        backward(loss)
+        return loss.detach()
+
+    chunks = split_inputs(inputs, accumulation_steps)
+    states, cached = [], []
+    with torch.no_grad():
+        for chunk in chunks:
+            states.append(_rng_state(inputs))
+            with autocast():
+                cached.append(module(chunk)[0])
+    after = _rng_state(inputs)
+    if not agreed_finite(tuple(t for parts in cached for t in parts)):
+        return None
+    last = accumulation_steps - 1
+    for j, chunk in enumerate(chunks):
+        _set_rng_state(states[j])
+        sync = module.no_sync() if j < last and hasattr(module, "no_sync") else _no_context()
+        with sync:
+            with autocast():
+                live, shared = module(chunk)
+                features = tuple(
+                    torch.cat([*parts[:j], live[n], *parts[j + 1 :]])
+                    for n, parts in enumerate(zip(*cached, strict=True))
+                )
+                if j < last:
+                    shared = tuple(s.detach() for s in shared)
+                loss = task.loss(features, shared, inputs)
+            if j == 0 and not agreed_finite((loss,)):
+                _set_rng_state(after)
+                return None
+            backward(loss)
+    _set_rng_state(after)
+    return loss.detach()
+
+
+def _no_context() -> contextlib.AbstractContextManager:
+    return contextlib.nullcontext()
+
+
+def _rng_state(inputs: Tensors) -> tuple[torch.Tensor, torch.Tensor | None]:
+    device = next(iter(inputs.values())).device
+    cuda = torch.cuda.get_rng_state(device) if device.type == "cuda" else None
+    return torch.get_rng_state(), cuda
+
+
+def _set_rng_state(state: tuple[torch.Tensor, torch.Tensor | None]) -> None:
+    cpu, cuda = state
+    torch.set_rng_state(cpu)
+    if cuda is not None:
+        torch.cuda.set_rng_state(cuda)

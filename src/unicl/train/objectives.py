@@ -1,0 +1,131 @@
+"""The training objectives as small modules that DDP can wrap: UniCL and the paper's baselines.
+
+A task turns a data `Batch` into per-sample step inputs (`prepare`), encodes them (`forward`,
+returning per-sample features and shared tensors such as the logit scale), and scores them
+(`loss`, always a function from `unicl.objective`). Splitting `forward` from `loss` is what lets
+gradient accumulation cache the features of every micro-batch (see `unicl.train.accumulation`).
+
+* `unicl`:  `UniCLLoss` between image and text features, labels from TargetM.
+* `ce`:     a linear classifier over the class ids on the (unnormalised) image features;
+            image-text samples (`class_id = -1`) are ignored.
+* `supcon`: SupCon over two augmented views of every image, gathered across processes.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from unicl.errors import UserInputError
+from unicl.objective import UniCLLoss, gather_labels, gather_with_grad, is_distributed, supcon_loss
+from unicl.train.config import ObjectiveConfig
+
+Tensors = dict[str, torch.Tensor]
+Encoded = tuple[tuple[torch.Tensor, ...], tuple[torch.Tensor, ...]]
+Augment = Callable[[torch.Tensor], torch.Tensor]
+
+
+class UniCLTask(nn.Module):
+    """Image and text towers trained with the UniCL loss."""
+
+    def __init__(self, model: nn.Module, tile_size: int | None = None) -> None:
+        super().__init__()
+        self.model = model
+        self.criterion = UniCLLoss(tile_size=tile_size)
+
+    def prepare(self, batch, augment: Augment, device: torch.device) -> Tensors:
+        return {
+            "images": augment(batch.images.to(device, non_blocking=True)),
+            "tokens": self.model.tokenize(batch.texts).to(device, non_blocking=True),
+            "labels": batch.labels.to(device, non_blocking=True),
+        }
+
+    def forward(self, inputs: Tensors) -> Encoded:
+        images, texts, scale = self.model(inputs["images"], inputs["tokens"])
+        return (images, texts), (scale,)
+
+    def loss(self, features: tuple[torch.Tensor, ...], shared, inputs: Tensors) -> torch.Tensor:
+        images, texts = features
+        return self.criterion(images, texts, inputs["labels"], shared[0])
+
+    def after_step(self) -> None:
+        self.model.clamp_logit_scale_()
+
+
+class CrossEntropyTask(nn.Module):
+    """The image tower plus a linear head over `num_classes` classes, trained with cross-entropy."""
+
+    def __init__(self, model: nn.Module, num_classes: int) -> None:
+        super().__init__()
+        self.model = model
+        self.head = nn.Linear(model.embed_dim, num_classes)
+
+    def prepare(self, batch, augment: Augment, device: torch.device) -> Tensors:
+        return {
+            "images": augment(batch.images.to(device, non_blocking=True)),
+            "class_ids": batch.class_ids.to(device, non_blocking=True),
+        }
+
+    def forward(self, inputs: Tensors) -> Encoded:
+        return (self.head(self.model.encode_image(inputs["images"])),), ()
+
+    def loss(self, features: tuple[torch.Tensor, ...], shared, inputs: Tensors) -> torch.Tensor:
+        (logits,) = features
+        targets = inputs["class_ids"]
+        if not bool((targets >= 0).any()):
+            return logits.float().sum() * 0.0
+        return F.cross_entropy(logits.float(), targets, ignore_index=-1)
+
+    def after_step(self) -> None:
+        """Nothing to constrain."""
+
+
+class SupConTask(nn.Module):
+    """The image tower trained with SupCon on two augmented views per image."""
+
+    def __init__(self, model: nn.Module, temperature: float) -> None:
+        super().__init__()
+        self.model = model
+        self.temperature = temperature
+
+    def prepare(self, batch, augment: Augment, device: torch.device) -> Tensors:
+        images = batch.images.to(device, non_blocking=True)
+        return {
+            "views": torch.stack([augment(images), augment(images)], dim=1),
+            "labels": batch.labels.to(device, non_blocking=True),
+        }
+
+    def forward(self, inputs: Tensors) -> Encoded:
+        views = inputs["views"]
+        features = self.model.encode_image(views.flatten(0, 1), normalize=True)
+        return (features.unflatten(0, views.shape[:2]),), ()
+
+    def loss(self, features: tuple[torch.Tensor, ...], shared, inputs: Tensors) -> torch.Tensor:
+        """Every process computes SupCon over the gathered global batch; the gather's backward
+        sums the ranks' gradients and DDP averages them: the global-batch gradient."""
+        (views,) = features
+        labels = inputs["labels"]
+        if is_distributed():
+            views, labels = gather_with_grad(views), gather_labels(labels)
+        return supcon_loss(views.flatten(0, 1), labels.repeat_interleave(2), self.temperature)
+
+    def after_step(self) -> None:
+        """Nothing to constrain."""
+
+
+def build_task(model: nn.Module, config: ObjectiveConfig, num_classes: int | None) -> nn.Module:
+    """The task module for `config.name`; `num_classes` (the training class space) sizes the
+    `ce` head when `config.num_classes` is not set."""
+    if config.name == "unicl":
+        return UniCLTask(model, config.tile_size)
+    if config.name == "supcon":
+        return SupConTask(model, config.temperature)
+    classes = config.num_classes or num_classes
+    if classes is None:
+        raise UserInputError(
+            "objective 'ce' needs the number of classes: set objective.num_classes"
+        )
+    return CrossEntropyTask(model, classes)

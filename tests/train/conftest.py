@@ -1,0 +1,68 @@
+"""Stand-in towers with the `UniCLModel` contract, small enough for exact gradient checks."""
+
+import math
+
+import pytest
+import torch
+from torch import nn
+from torch.nn import functional as F
+
+
+class TinyTowers(nn.Module):
+    """`UniCLModel`'s interface over 4x4 images and character tokens; dropout in the image tower
+    so that tests see whether recomputation replays the random masks."""
+
+    embed_dim = 8
+
+    def __init__(self, dropout: float = 0.1) -> None:
+        super().__init__()
+        self.image = nn.Sequential(nn.Flatten(), nn.Linear(48, 16), nn.Dropout(dropout), nn.GELU())
+        self.image_projection = nn.Linear(16, self.embed_dim, bias=False)
+        self.token_embedding = nn.Embedding(128, 16)
+        self.text_projection = nn.Linear(16, self.embed_dim, bias=False)
+        self.logit_scale = nn.Parameter(torch.tensor(math.log(1 / 0.07)))
+
+    def tokenize(self, texts):
+        tokens = torch.zeros(len(texts), 6, dtype=torch.long)
+        for row, text in enumerate(texts):
+            codes = [min(ord(c), 127) for c in text[:6]]
+            tokens[row, : len(codes)] = torch.tensor(codes)
+        return tokens
+
+    def encode_image(self, images, normalize=False):
+        features = self.image_projection(self.image(images))
+        return F.normalize(features, dim=-1) if normalize else features
+
+    def encode_text(self, tokens, normalize=False):
+        features = self.text_projection(self.token_embedding(tokens).mean(dim=1))
+        return F.normalize(features, dim=-1) if normalize else features
+
+    def forward(self, images, tokens):
+        return (
+            self.encode_image(images, normalize=True),
+            self.encode_text(tokens, normalize=True),
+            self.logit_scale.exp(),
+        )
+
+    def clamp_logit_scale_(self):
+        with torch.no_grad():
+            self.logit_scale.clamp_(0, math.log(100))
+
+
+@pytest.fixture
+def towers():
+    torch.manual_seed(0)
+    return TinyTowers()
+
+
+@pytest.fixture
+def step_inputs():
+    """A batch of 12: 8 image-label samples of 3 classes and 4 image-text pairs."""
+    generator = torch.Generator().manual_seed(1)
+    texts = ["a", "b", "c", "a", "b", "c", "a", "b", "red car", "dog", "sky", "tree"]
+    labels = torch.tensor([0, 1, 2, 0, 1, 2, 0, 1, -10, -11, -12, -13])
+    return {
+        "images": torch.randn(12, 3, 4, 4, generator=generator),
+        "texts": texts,
+        "labels": labels,
+    }
