@@ -1,0 +1,91 @@
+"""Building blocks shared by the transformer encoders: SDPA attention, MLP, pre-norm block, drop-path."""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+
+class Attention(nn.Module):
+    """Multi-head self-attention through `F.scaled_dot_product_attention`.
+
+    Input and output `[*batch, N, dim]`. `attn_mask` is an additive float mask broadcastable to
+    `[*batch, heads, N, N]`; `is_causal` masks future positions.
+    """
+
+    def __init__(self, dim: int, heads: int, qkv_bias: bool = True):
+        super().__init__()
+        if dim % heads:
+            raise ValueError(f"width {dim} is not divisible by {heads} heads")
+        self.heads = heads
+        self.qkv = nn.Linear(dim, 3 * dim, bias=qkv_bias)
+        self.proj = nn.Linear(dim, dim)
+
+    def forward(
+        self, x: torch.Tensor, attn_mask: torch.Tensor | None = None, is_causal: bool = False
+    ) -> torch.Tensor:
+        qkv = self.qkv(x).unflatten(-1, (3, self.heads, -1)).movedim(-3, 0).transpose(-3, -2)
+        if attn_mask is not None:
+            attn_mask = attn_mask.to(qkv.dtype)
+        out = F.scaled_dot_product_attention(
+            qkv[0], qkv[1], qkv[2], attn_mask=attn_mask, is_causal=is_causal
+        )
+        return self.proj(out.transpose(-3, -2).flatten(-2))
+
+
+class Mlp(nn.Sequential):
+    """Linear -> GELU -> Linear with hidden width `dim * ratio`."""
+
+    def __init__(self, dim: int, ratio: float = 4.0):
+        hidden = int(dim * ratio)
+        super().__init__(nn.Linear(dim, hidden), nn.GELU(), nn.Linear(hidden, dim))
+
+
+class DropPath(nn.Module):
+    """Stochastic depth: zero a residual branch per sample with probability `p`, rescale the rest."""
+
+    def __init__(self, p: float = 0.0):
+        super().__init__()
+        self.p = p
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if not self.training or self.p == 0.0:
+            return x
+        keep = x.new_empty((x.shape[0],) + (1,) * (x.ndim - 1)).bernoulli_(1.0 - self.p)
+        return x * keep / (1.0 - self.p)
+
+
+class Block(nn.Module):
+    """Pre-norm transformer block: x + attn(ln(x)), then x + mlp(ln(x)); `[*batch, N, dim]`."""
+
+    def __init__(self, dim: int, heads: int, mlp_ratio: float = 4.0, drop_path: float = 0.0):
+        super().__init__()
+        self.norm1 = nn.LayerNorm(dim)
+        self.attn = Attention(dim, heads)
+        self.norm2 = nn.LayerNorm(dim)
+        self.mlp = Mlp(dim, mlp_ratio)
+        self.drop_path = DropPath(drop_path)
+
+    def forward(
+        self, x: torch.Tensor, attn_mask: torch.Tensor | None = None, is_causal: bool = False
+    ) -> torch.Tensor:
+        x = x + self.drop_path(self.attn(self.norm1(x), attn_mask=attn_mask, is_causal=is_causal))
+        return x + self.drop_path(self.mlp(self.norm2(x)))
+
+
+def run_blocks(
+    blocks: nn.ModuleList, x: torch.Tensor, checkpointing: bool, **kwargs
+) -> torch.Tensor:
+    """Apply `blocks` in order, recomputing each in the backward pass when `checkpointing`."""
+    for block in blocks:
+        if checkpointing and torch.is_grad_enabled():
+            x = torch.utils.checkpoint.checkpoint(block, x, use_reentrant=False, **kwargs)
+        else:
+            x = block(x, **kwargs)
+    return x
+
+
+def drop_path_rates(total: float, depth: int) -> list[float]:
+    """Stochastic-depth rates rising linearly from 0 to `total` over `depth` blocks."""
+    return [total * i / max(depth - 1, 1) for i in range(depth)]

@@ -1,0 +1,118 @@
+"""The UniCL dual encoder: image and text towers projected into one space with a learned scale.
+
+Call shapes follow OpenCLIP's models so that harnesses written for them work unchanged:
+`encode_image(images float [B,3,H,W]) -> [B,E]`, `encode_text(tokens int64 [B,L]) -> [B,E]`,
+`forward(images, tokens) -> (image_features, text_features, logit_scale.exp())` with unit-norm
+features. `logit_scale` holds log(multiplier), initialised to log(1/0.07) and kept <= log(100).
+"""
+
+from __future__ import annotations
+
+import copy
+import math
+import os
+from collections.abc import Sequence
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from unicl.models.hf_text import HFTextEncoder
+from unicl.models.serialization import save_directory
+from unicl.models.tokenizer import Tokenizer
+
+INIT_LOGIT_SCALE = math.log(1 / 0.07)
+MAX_LOGIT_SCALE = math.log(100)
+
+
+class UniCLModel(nn.Module):
+    """Image encoder + text encoder + bias-free linear projections to `embed_dim` + logit scale.
+
+    `config` is the plain-dict configuration it was built from (see `unicl.models.config`); it is
+    what `save_pretrained` writes so that `unicl.load` can rebuild the same model.
+    """
+
+    def __init__(
+        self,
+        image_encoder: nn.Module,
+        text_encoder: nn.Module,
+        tokenizer: Tokenizer,
+        config: dict,
+    ):
+        super().__init__()
+        self.image_encoder = image_encoder
+        self.text_encoder = text_encoder
+        self.tokenizer = tokenizer
+        self.config = copy.deepcopy(config)
+        embed_dim = config["embed_dim"]
+        self.image_projection = nn.Linear(image_encoder.width, embed_dim, bias=False)
+        self.text_projection = nn.Linear(text_encoder.width, embed_dim, bias=False)
+        nn.init.normal_(self.image_projection.weight, std=image_encoder.width**-0.5)
+        nn.init.normal_(self.text_projection.weight, std=text_encoder.width**-0.5)
+        self.logit_scale = nn.Parameter(torch.tensor(INIT_LOGIT_SCALE))
+
+    @property
+    def embed_dim(self) -> int:
+        return self.config["embed_dim"]
+
+    @property
+    def image_size(self) -> int:
+        return self.config["image_size"]
+
+    @property
+    def image_mean(self) -> tuple[float, float, float]:
+        return tuple(self.config["image_mean"])
+
+    @property
+    def image_std(self) -> tuple[float, float, float]:
+        return tuple(self.config["image_std"])
+
+    @property
+    def context_length(self) -> int:
+        return self.tokenizer.context_length
+
+    def tokenize(self, texts: str | Sequence[str]) -> torch.Tensor:
+        """Texts -> int64 `[B, context_length]` on the CPU."""
+        return self.tokenizer(texts)
+
+    def encode_image(self, images: torch.Tensor, normalize: bool = False) -> torch.Tensor:
+        features = self.image_projection(self.image_encoder(images))
+        return F.normalize(features, dim=-1) if normalize else features
+
+    def encode_text(self, tokens: torch.Tensor, normalize: bool = False) -> torch.Tensor:
+        features = self.text_projection(self.text_encoder(tokens))
+        return F.normalize(features, dim=-1) if normalize else features
+
+    def forward(
+        self, images: torch.Tensor, tokens: torch.Tensor
+    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        return (
+            self.encode_image(images, normalize=True),
+            self.encode_text(tokens, normalize=True),
+            self.logit_scale.exp(),
+        )
+
+    @torch.no_grad()
+    def clamp_logit_scale_(self) -> None:
+        """Keep the multiplier in [1, 100] (call after each optimiser step)."""
+        self.logit_scale.clamp_(0.0, MAX_LOGIT_SCALE)
+
+    def set_grad_checkpointing(self, enable: bool = True) -> None:
+        """Recompute encoder blocks in the backward pass, trading compute for activation memory."""
+        self.image_encoder.grad_checkpointing = enable
+        self.text_encoder.grad_checkpointing = enable
+
+    def save_pretrained(self, directory: str | os.PathLike) -> None:
+        """Write `model.safetensors`, `config.json` and `tokenizer.json` (no pickle) to `directory`.
+
+        A Hugging Face text tower's architecture goes to `text_tower/config.json`, so the directory
+        is self-contained. Each file is written atomically; `unicl.load(directory)` rebuilds it.
+        """
+        config = copy.deepcopy(self.config)
+        config["tokenizer"] = "tokenizer.json"
+        files = {"tokenizer.json": self.tokenizer.to_str()}
+        if isinstance(self.text_encoder, HFTextEncoder):
+            files["text_tower/config.json"] = self.text_encoder.config_json()
+            config["text"].update(path="text_tower", pretrained=False)
+            config["text"].pop("package", None)
+        save_directory(directory, config, self.state_dict(), files)

@@ -1,0 +1,110 @@
+"""The on-disk format of a saved model: safetensors weights, JSON config, tokenizer.json. No pickle.
+
+A saved directory holds `config.json` (the model config plus `format` and `version`),
+`model.safetensors` (the state dict) and `tokenizer.json`, and may hold extra text files such as
+`text_tower/config.json`. Every file is written to a temporary name and renamed into place.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+from collections.abc import Mapping
+from pathlib import Path
+
+import torch
+from safetensors import SafetensorError
+from safetensors.torch import load_file, save_file
+
+from unicl.errors import UserInputError
+
+FORMAT, VERSION = "unicl-model", 1
+CONFIG_FILE, WEIGHTS_FILE, TOKENIZER_FILE = "config.json", "model.safetensors", "tokenizer.json"
+
+
+def _atomic_path(path: Path) -> Path:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    handle, name = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
+    os.close(handle)
+    os.chmod(name, 0o644)
+    return Path(name)
+
+
+def write_text_atomic(path: str | os.PathLike, text: str) -> None:
+    """Write `text` (UTF-8) to `path` through a temporary file in the same directory."""
+    path = Path(path)
+    temporary = _atomic_path(path)
+    temporary.write_text(text, encoding="utf-8")
+    os.replace(temporary, path)
+
+
+def save_directory(
+    directory: str | os.PathLike,
+    config: dict,
+    state_dict: Mapping[str, torch.Tensor],
+    files: Mapping[str, str],
+) -> None:
+    """Write weights, `config.json` and the extra text `files` (relative name -> content)."""
+    directory = Path(directory)
+    weights = _atomic_path(directory / WEIGHTS_FILE)
+    tensors = {name: tensor.detach().contiguous() for name, tensor in state_dict.items()}
+    save_file(tensors, str(weights), metadata={"format": "pt"})
+    os.replace(weights, directory / WEIGHTS_FILE)
+    for name, text in files.items():
+        write_text_atomic(directory / name, text)
+    record = {"format": FORMAT, "version": VERSION, **config}
+    write_text_atomic(directory / CONFIG_FILE, json.dumps(record, indent=2) + "\n")
+
+
+def read_config(directory: str | os.PathLike) -> dict:
+    """The model config saved in `directory`, without the format fields."""
+    path = Path(directory) / CONFIG_FILE
+    if not Path(directory).is_dir():
+        raise UserInputError(f"{directory} is not a directory written by save_pretrained")
+    if not path.is_file():
+        raise UserInputError(f"{path} is missing: the directory was not written by save_pretrained")
+    try:
+        record = json.loads(path.read_text(encoding="utf-8"))
+    except (json.JSONDecodeError, UnicodeDecodeError) as error:
+        raise UserInputError(f"{path} is not valid JSON (truncated?): {error}") from error
+    if not isinstance(record, dict) or record.get("format") != FORMAT:
+        raise UserInputError(f'{path} is not a unicl model config (no "format": "{FORMAT}")')
+    if record.get("version") != VERSION:
+        raise UserInputError(
+            f"{path} has format version {record.get('version')}; this unicl reads version {VERSION}"
+        )
+    return {key: value for key, value in record.items() if key not in ("format", "version")}
+
+
+def load_weights(directory: str | os.PathLike, module: torch.nn.Module) -> None:
+    """Load `model.safetensors` into `module`, requiring every name and shape to match."""
+    path = Path(directory) / WEIGHTS_FILE
+    if not path.is_file():
+        raise UserInputError(f"{path} is missing: the weights were not saved or were removed")
+    try:
+        tensors = load_file(str(path))
+    except (SafetensorError, OSError) as error:
+        raise UserInputError(
+            f"{path} is unreadable (truncated or not safetensors): {error}"
+        ) from error
+    expected = module.state_dict()
+    missing = sorted(expected.keys() - tensors.keys())
+    unexpected = sorted(tensors.keys() - expected.keys())
+    wrong_shape = [
+        f"{name} {tuple(tensors[name].shape)} != {tuple(expected[name].shape)}"
+        for name in sorted(expected.keys() & tensors.keys())
+        if tensors[name].shape != expected[name].shape
+    ]
+    if missing or unexpected or wrong_shape:
+        problems = [
+            f"{label}: {', '.join(items[:5])}{' ...' if len(items) > 5 else ''}"
+            for label, items in (
+                ("missing tensors", missing),
+                ("unexpected tensors", unexpected),
+                ("shape mismatches", wrong_shape),
+            )
+            if items
+        ]
+        raise UserInputError(f"{path} does not match {CONFIG_FILE}: {'; '.join(problems)}")
+    module.load_state_dict(tensors)

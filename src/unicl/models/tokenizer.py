@@ -1,0 +1,119 @@
+"""Tokenizers on the Hugging Face `tokenizers` library: byte-level BPE training and `tokenizer.json`.
+
+`Tokenizer(texts) -> int64 [B, context_length]`: special tokens added by the file's post-processor,
+truncated (keeping the specials) and right-padded with the padding token to the context length.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterable, Sequence
+from pathlib import Path
+
+import tokenizers
+import torch
+from tokenizers import decoders, models, normalizers, pre_tokenizers, processors, trainers
+
+from unicl.errors import UserInputError
+
+PAD, START, END = "<|pad|>", "<|startoftext|>", "<|endoftext|>"
+PAD_CANDIDATES = (PAD, "[PAD]", "<pad>")
+SHIPPED_DIR = Path(__file__).parent / "tokenizers"
+
+
+class Tokenizer:
+    """Batched text -> token ids of a fixed length, around a `tokenizers.Tokenizer`."""
+
+    def __init__(self, backend: tokenizers.Tokenizer, context_length: int):
+        pad_token = _padding_token(backend)
+        self.backend = backend
+        self.context_length = context_length
+        self.pad_id = backend.token_to_id(pad_token)
+        backend.enable_truncation(max_length=context_length)
+        backend.enable_padding(length=context_length, pad_id=self.pad_id, pad_token=pad_token)
+
+    @classmethod
+    def from_file(cls, path: str | os.PathLike, context_length: int) -> Tokenizer:
+        """Load a `tokenizer.json`; a shipped tokenizer may be named instead of a path."""
+        path = resolve_tokenizer_path(path)
+        try:
+            backend = tokenizers.Tokenizer.from_file(str(path))
+        except Exception as error:
+            raise UserInputError(f"{path} is not a valid tokenizer.json: {error}") from error
+        return cls(backend, context_length)
+
+    @property
+    def vocab_size(self) -> int:
+        return self.backend.get_vocab_size(with_added_tokens=True)
+
+    def __call__(self, texts: str | Sequence[str]) -> torch.Tensor:
+        if isinstance(texts, str):
+            texts = [texts]
+        encodings = self.backend.encode_batch(list(texts))
+        return torch.tensor([e.ids for e in encodings], dtype=torch.int64).view(
+            len(encodings), self.context_length
+        )
+
+    def decode(self, ids: Sequence[int]) -> str:
+        return self.backend.decode(list(ids), skip_special_tokens=True)
+
+    def to_str(self) -> str:
+        return self.backend.to_str()
+
+
+def _padding_token(backend: tokenizers.Tokenizer) -> str:
+    if backend.padding is not None:
+        return backend.padding["pad_token"]
+    for token in PAD_CANDIDATES:
+        if backend.token_to_id(token) is not None:
+            return token
+    raise UserInputError(
+        f"the tokenizer has no padding token; add one of {', '.join(PAD_CANDIDATES)} to it"
+    )
+
+
+def list_shipped_tokenizers() -> list[str]:
+    return sorted(p.stem for p in SHIPPED_DIR.glob("*.json"))
+
+
+def resolve_tokenizer_path(name_or_path: str | os.PathLike) -> Path:
+    """A shipped tokenizer's name (e.g. `bpe-4k`) or an existing file or directory holding one."""
+    shipped = SHIPPED_DIR / f"{name_or_path}.json"
+    if str(name_or_path) in list_shipped_tokenizers():
+        return shipped
+    path = Path(name_or_path)
+    if path.is_dir():
+        path = path / "tokenizer.json"
+    if not path.is_file():
+        raise UserInputError(
+            f"tokenizer {str(name_or_path)!r} is neither a tokenizer.json file nor one of the "
+            f"shipped tokenizers {list_shipped_tokenizers()}"
+        )
+    return path
+
+
+def train_bpe(
+    texts: Iterable[str], vocab_size: int, min_frequency: int = 2
+) -> tokenizers.Tokenizer:
+    """Train a lower-casing byte-level BPE that wraps every text as `<|startoftext|> ... <|endoftext|>`."""
+    if vocab_size < 300:
+        raise UserInputError(
+            f"vocab size {vocab_size} is too small: byte-level BPE needs 256 bytes + 3 specials"
+        )
+    backend = tokenizers.Tokenizer(models.BPE())
+    backend.normalizer = normalizers.Sequence([normalizers.NFC(), normalizers.Lowercase()])
+    backend.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=True)
+    backend.decoder = decoders.ByteLevel()
+    trainer = trainers.BpeTrainer(
+        vocab_size=vocab_size,
+        min_frequency=min_frequency,
+        special_tokens=[PAD, START, END],
+        initial_alphabet=pre_tokenizers.ByteLevel.alphabet(),
+        show_progress=False,
+    )
+    backend.train_from_iterator(texts, trainer=trainer)
+    backend.post_processor = processors.TemplateProcessing(
+        single=f"{START} $A {END}",
+        special_tokens=[(START, backend.token_to_id(START)), (END, backend.token_to_id(END))],
+    )
+    return backend

@@ -1,0 +1,70 @@
+"""Vision Transformer trunks (Dosovitskiy et al. 2021) returning the final-norm class token.
+
+`VisionTransformer(...)(images [B,3,H,W]) -> [B, width]` for any H, W divisible by the patch size:
+the learned position embeddings, stored for the `image_size` grid, are resized bicubically to the
+input's grid when it differs.
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from unicl.models.layers import Block, drop_path_rates, run_blocks
+
+
+class VisionTransformer(nn.Module):
+    """Patch embedding, class token, learned position embeddings, pre-norm blocks, final norm."""
+
+    def __init__(
+        self,
+        patch_size: int = 16,
+        width: int = 768,
+        depth: int = 12,
+        heads: int = 12,
+        mlp_ratio: float = 4.0,
+        image_size: int = 224,
+        drop_path: float = 0.0,
+    ):
+        super().__init__()
+        if image_size % patch_size:
+            raise ValueError(f"image_size {image_size} is not a multiple of patch {patch_size}")
+        self.patch_size = patch_size
+        self.width = width
+        self.patch_embed = nn.Conv2d(3, width, patch_size, patch_size)
+        grid = image_size // patch_size
+        self.cls_token = nn.Parameter(torch.zeros(1, 1, width))
+        self.pos_embed = nn.Parameter(torch.randn(1, 1 + grid * grid, width) * 0.02)
+        self.blocks = nn.ModuleList(
+            Block(width, heads, mlp_ratio, rate) for rate in drop_path_rates(drop_path, depth)
+        )
+        self.norm = nn.LayerNorm(width)
+        self.grad_checkpointing = False
+        nn.init.normal_(self.cls_token, std=1e-6)
+
+    def _position_embedding(self, grid_h: int, grid_w: int) -> torch.Tensor:
+        stored = self.pos_embed[:, 1:]
+        side = int(stored.shape[1] ** 0.5)
+        if (grid_h, grid_w) == (side, side):
+            return self.pos_embed
+        grid = stored.reshape(1, side, side, -1).permute(0, 3, 1, 2)
+        grid = F.interpolate(grid, size=(grid_h, grid_w), mode="bicubic", align_corners=False)
+        return torch.cat([self.pos_embed[:, :1], grid.flatten(2).transpose(1, 2)], dim=1)
+
+    def forward(self, images: torch.Tensor) -> torch.Tensor:
+        h, w = images.shape[-2:]
+        if h % self.patch_size or w % self.patch_size:
+            raise ValueError(f"image size {h}x{w} is not a multiple of patch {self.patch_size}")
+        x = self.patch_embed(images).flatten(2).transpose(1, 2)
+        x = torch.cat([self.cls_token.expand(x.shape[0], -1, -1), x], dim=1)
+        x = x + self._position_embedding(h // self.patch_size, w // self.patch_size)
+        x = run_blocks(self.blocks, x, self.grad_checkpointing)
+        return self.norm(x[:, 0])
+
+
+VARIANTS = {
+    f"vit-{size}-{patch}": dict(patch_size=patch, width=width, depth=12, heads=heads)
+    for size, width, heads in (("ti", 192, 3), ("s", 384, 6), ("b", 768, 12))
+    for patch in (16, 32)
+}
