@@ -91,10 +91,10 @@ class UniCLLoss(nn.Module):
         all_labels = gather_labels(labels)
         with float32_region(images.device):
             image_lse, _ = similarity_logsumexp(
-                images, all_texts, scale, self.tile_size, with_columns=False
+                images * scale, all_texts, self.tile_size, with_columns=False
             )
             text_lse, _ = similarity_logsumexp(
-                texts, all_images, scale, self.tile_size, with_columns=False
+                texts * scale, all_images, self.tile_size, with_columns=False
             )
             image_terms = image_lse - positive_logits(images, labels, all_texts, all_labels, scale)
             text_terms = text_lse - positive_logits(texts, labels, all_images, all_labels, scale)

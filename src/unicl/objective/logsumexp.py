@@ -1,18 +1,19 @@
 """Log-sum-exp over the rows and columns of a similarity matrix, dense or tiled.
 
-For ``S = scale * A @ B.T`` (``A: [M, D]``, ``B: [N, D]``) this computes
+For ``S = A @ B.T`` (``A: [M, D]``, ``B: [N, D]``; callers fold the logit scale into ``A``, which
+costs ``O(M * D)`` instead of a pass over ``M x N``) this computes
 
     row_lse[i] = log sum_j exp(S[i, j])        col_lse[j] = log sum_i exp(S[i, j])
 
 These are the only parts of the contrastive loss that need the whole ``M x N`` matrix. The dense
-form materialises ``S`` (and autograd keeps an ``M x N`` softmax for backward). The tiled form walks
-over column blocks of ``n`` columns, keeps only ``[M, n]`` at a time and recomputes each block in
-backward, so its extra memory is ``O(M * n)``; with
+form materialises ``S`` (and autograd keeps ``M x N`` softmaxes for backward). The tiled form walks
+over blocks of ``n`` columns, keeps only ``[M, n]`` at a time and recomputes each block in backward,
+so its extra memory is ``O(M * n)``; with
 
     G = g_row[:, None] * softmax_rows(S) + g_col[None, :] * softmax_cols(S)
 
-the gradients are ``dA = scale * G @ B``, ``dB = scale * G.T @ A`` and ``dscale = sum(G * A @ B.T)``,
-accumulated block by block. Values and gradients equal the dense form's up to float rounding.
+the gradients are ``dA = G @ B`` and ``dB = G.T @ A``, accumulated block by block. Values and
+gradients equal the dense form's up to float rounding.
 """
 
 from __future__ import annotations
@@ -21,67 +22,59 @@ import torch
 
 
 def dense_logsumexp(
-    a: torch.Tensor, b: torch.Tensor, scale: torch.Tensor, *, with_columns: bool = True
+    a: torch.Tensor, b: torch.Tensor, *, with_columns: bool = True
 ) -> tuple[torch.Tensor, torch.Tensor | None]:
-    """``(row_lse [M], col_lse [N] or None)`` of ``scale * a @ b.T``, through autograd."""
-    logits = scale * (a @ b.T)
+    """``(row_lse [M], col_lse [N] or None)`` of ``a @ b.T``, through autograd."""
+    logits = a @ b.T
     row_lse = torch.logsumexp(logits, dim=1)
     col_lse = torch.logsumexp(logits, dim=0) if with_columns else None
     return row_lse, col_lse
 
 
 def tiled_logsumexp(
-    a: torch.Tensor,
-    b: torch.Tensor,
-    scale: torch.Tensor,
-    tile_size: int,
-    *,
-    with_columns: bool = True,
+    a: torch.Tensor, b: torch.Tensor, tile_size: int, *, with_columns: bool = True
 ) -> tuple[torch.Tensor, torch.Tensor | None]:
     """The same as :func:`dense_logsumexp`, holding at most ``[M, tile_size]`` at a time."""
     if tile_size < 1:
         raise ValueError(f"tile_size must be a positive integer, got {tile_size}")
-    row_lse, col_lse = _TiledLogSumExp.apply(a, b, scale, tile_size, with_columns)
+    row_lse, col_lse = _TiledLogSumExp.apply(a, b, tile_size, with_columns)
     return row_lse, (col_lse if with_columns else None)
 
 
 class _TiledLogSumExp(torch.autograd.Function):
     @staticmethod
-    def forward(ctx, a, b, scale, tile_size, with_columns):
+    def forward(ctx, a, b, tile_size, with_columns):
         row_parts = []
         col_lse = a.new_empty(b.shape[0] if with_columns else 0)
         for start in range(0, b.shape[0], tile_size):
-            block = scale * (a @ b[start : start + tile_size].T)
+            block = a @ b[start : start + tile_size].T
             row_parts.append(torch.logsumexp(block, dim=1))
             if with_columns:
                 col_lse[start : start + tile_size] = torch.logsumexp(block, dim=0)
             del block
         row_lse = torch.logsumexp(torch.stack(row_parts, dim=1), dim=1)
-        ctx.save_for_backward(a, b, scale, row_lse, col_lse)
+        ctx.save_for_backward(a, b, row_lse, col_lse)
         ctx.tile_size = tile_size
         ctx.with_columns = with_columns
         return row_lse, col_lse
 
     @staticmethod
     def backward(ctx, grad_row, grad_col):
-        a, b, scale, row_lse, col_lse = ctx.saved_tensors
+        a, b, row_lse, col_lse = ctx.saved_tensors
         grad_a = torch.zeros_like(a)
         grad_b = torch.empty_like(b)
-        grad_scale = torch.zeros((), dtype=a.dtype, device=a.device)
         for start in range(0, b.shape[0], ctx.tile_size):
             stop = start + ctx.tile_size
             b_block = b[start:stop]
-            dots = a @ b_block.T
-            logits = scale * dots
-            weights = torch.exp(logits - row_lse[:, None]).mul_(grad_row[:, None])
+            logits = a @ b_block.T
+            column_weights = None
             if ctx.with_columns:
-                column_softmax = torch.exp(logits - col_lse[None, start:stop])
-                weights.addcmul_(column_softmax, grad_col[None, start:stop])
-                del column_softmax
-            del logits
-            grad_scale += torch.dot(weights.reshape(-1), dots.reshape(-1))
-            grad_a.addmm_(weights, b_block, alpha=1.0)
-            grad_b[start:stop] = weights.T @ a
-        grad_a.mul_(scale)
-        grad_b.mul_(scale)
-        return grad_a, grad_b, grad_scale.reshape(scale.shape), None, None
+                column_weights = torch.sub(logits, col_lse[None, start:stop]).exp_()
+                column_weights.mul_(grad_col[None, start:stop])
+            weights = logits.sub_(row_lse[:, None]).exp_().mul_(grad_row[:, None])
+            if column_weights is not None:
+                weights.add_(column_weights)
+                del column_weights
+            grad_a.addmm_(weights, b_block)
+            torch.mm(weights.T, a, out=grad_b[start:stop])
+        return grad_a, grad_b, None, None

@@ -58,7 +58,7 @@ def unicl_loss(
     """
     images, texts, scale = validate_inputs(image_features, text_features, labels, logit_scale)
     with float32_region(images.device):
-        row_lse, column_lse = similarity_logsumexp(images, texts, scale, tile_size)
+        row_lse, column_lse = similarity_logsumexp(images * scale, texts, tile_size)
         image_positives = positive_logits(images, labels, texts, labels, scale)
         text_positives = positive_logits(texts, labels, images, labels, scale)
         image_to_text = (row_lse - image_positives).mean()
@@ -67,17 +67,19 @@ def unicl_loss(
 
 
 def similarity_logsumexp(
-    queries: torch.Tensor,
+    scaled_queries: torch.Tensor,
     keys: torch.Tensor,
-    scale: torch.Tensor,
     tile_size: int | None,
     *,
     with_columns: bool = True,
 ) -> tuple[torch.Tensor, torch.Tensor | None]:
-    """Row (and column) log-sum-exp of ``scale * queries @ keys.T``, dense or tiled."""
+    """Row (and column) log-sum-exp of ``scaled_queries @ keys.T``, dense or tiled.
+
+    The logit scale is folded into the queries (``O(M * D)``) rather than applied to the matrix.
+    """
     if tile_size is None or tile_size >= keys.shape[0]:
-        return dense_logsumexp(queries, keys, scale, with_columns=with_columns)
-    return tiled_logsumexp(queries, keys, scale, tile_size, with_columns=with_columns)
+        return dense_logsumexp(scaled_queries, keys, with_columns=with_columns)
+    return tiled_logsumexp(scaled_queries, keys, tile_size, with_columns=with_columns)
 
 
 def positive_logits(
