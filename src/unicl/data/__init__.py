@@ -1,0 +1,28 @@
+"""Data in the image-text-label space: sources, the unified training stream, transforms."""
+
+from unicl.data.batch import Batch
+from unicl.data.evaluation import EvalDataset, collate_skipping_bad
+from unicl.data.registry import open_source
+from unicl.data.source import IMAGE_LABEL, IMAGE_TEXT, RawSample, Source
+from unicl.data.spec import KINDS, SourceSpec, parse_source
+from unicl.data.stream import UnifiedStream
+from unicl.data.transforms import CLIP_MEAN, CLIP_STD, BatchAugment, EvalTransform
+
+__all__ = [
+    "CLIP_MEAN",
+    "CLIP_STD",
+    "IMAGE_LABEL",
+    "IMAGE_TEXT",
+    "KINDS",
+    "Batch",
+    "BatchAugment",
+    "EvalDataset",
+    "EvalTransform",
+    "RawSample",
+    "Source",
+    "SourceSpec",
+    "UnifiedStream",
+    "collate_skipping_bad",
+    "open_source",
+    "parse_source",
+]

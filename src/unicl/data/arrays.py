@@ -1,0 +1,122 @@
+"""Image-label arrays: IDX files (the MNIST / Fashion-MNIST layout) and NPZ archives."""
+
+from __future__ import annotations
+
+import gzip
+from pathlib import Path
+
+import numpy as np
+
+from unicl.data.classes import CLASSES_FILE, read_class_names
+from unicl.data.source import IMAGE_LABEL, IndexedSource, RawSample
+from unicl.data.spec import SourceSpec, idx_split
+from unicl.errors import UserInputError
+
+
+def read_idx(path: Path) -> np.ndarray:
+    """An IDX array (optionally gzip-compressed): magic `0 0 type ndim`, big-endian u32 dims."""
+    data = path.read_bytes()
+    if path.suffix == ".gz":
+        data = gzip.decompress(data)
+    if len(data) < 4 or data[0] != 0 or data[1] != 0 or data[2] != 0x08:
+        raise UserInputError(f"{path} is not an IDX file of unsigned bytes (bad magic number)")
+    ndim = data[3]
+    dims = tuple(int(d) for d in np.frombuffer(data, dtype=">u4", count=ndim, offset=4))
+    expected = 4 + 4 * ndim + int(np.prod(dims))
+    if len(data) != expected:
+        raise UserInputError(f"{path} holds {len(data)} bytes, its header promises {expected}")
+    return np.frombuffer(data, dtype=np.uint8, offset=4 + 4 * ndim).reshape(dims)
+
+
+class ArraySource(IndexedSource):
+    """Images uint8 [N,H,W] or [N,H,W,3] with integer labels [N] held in memory.
+
+    Class names: `spec.classes`, else `classes.txt` beside the arrays (or `class_names` in the
+    NPZ), else the label values as strings.
+    """
+
+    task = IMAGE_LABEL
+
+    def __init__(
+        self, spec: SourceSpec, images: np.ndarray, labels: np.ndarray, names: list[str] | None
+    ) -> None:
+        super().__init__(spec)
+        if images.ndim not in (3, 4) or images.dtype != np.uint8 or len(images) != len(labels):
+            raise UserInputError(
+                f"{spec.location}: expected uint8 images [N,H,W] or [N,H,W,3] and labels [N], got "
+                f"{images.dtype} {images.shape} and {labels.shape}"
+            )
+        self.images = images
+        self.labels = labels.astype(np.int64)
+        if spec.classes is not None:
+            names = read_class_names(spec.classes)
+        if names is None:
+            names = [str(value) for value in range(int(self.labels.max()) + 1)]
+        if self.labels.min() < 0 or self.labels.max() >= len(names):
+            raise UserInputError(
+                f"{spec.location}: labels span {self.labels.min()}..{self.labels.max()} but there "
+                f"are {len(names)} class names; fix the classes file"
+            )
+        self.class_names = names
+
+    def __len__(self) -> int:
+        return len(self.labels)
+
+    def raw(self, index: int) -> RawSample:
+        return RawSample(
+            f"{self.spec.location}[{index}]", self.images[index], None, int(self.labels[index])
+        )
+
+
+def _names_beside(path: Path) -> list[str] | None:
+    classes = path / CLASSES_FILE
+    return read_class_names(classes) if classes.is_file() else None
+
+
+class IdxSource(ArraySource):
+    kind = "idx"
+
+    def __init__(self, spec: SourceSpec) -> None:
+        path = Path(spec.location)
+        if path.is_dir():
+            split = spec.split or "train"
+            candidates = sorted(path.glob(f"{split}-images-idx3-ubyte*"))
+            if not candidates:
+                raise UserInputError(
+                    f"{path} has no {split}-images-idx3-ubyte[.gz]; splits there: "
+                    f"{sorted({idx_split(p.name) for p in path.iterdir()} - {None})}"
+                )
+            images_path = candidates[0]
+        else:
+            images_path = path
+        if not images_path.is_file():
+            raise UserInputError(f"IDX file {images_path} does not exist")
+        labels_path = images_path.with_name(images_path.name.replace("images-idx3", "labels-idx1"))
+        if not labels_path.is_file():
+            raise UserInputError(f"{images_path} has no labels file {labels_path.name} beside it")
+        super().__init__(
+            spec, read_idx(images_path), read_idx(labels_path), _names_beside(images_path.parent)
+        )
+
+
+class NpzSource(ArraySource):
+    kind = "npz"
+    _KEY_PAIRS = (("images", "labels"), ("x", "y"))
+
+    def __init__(self, spec: SourceSpec) -> None:
+        path = Path(spec.location)
+        if not path.is_file():
+            raise UserInputError(f"NPZ file {path} does not exist")
+        with np.load(path, allow_pickle=False) as archive:
+            keys = set(archive.files)
+            split = spec.split or "train"
+            pairs = [(f"x_{split}", f"y_{split}"), *self._KEY_PAIRS]
+            found = next(((x, y) for x, y in pairs if x in keys and y in keys), None)
+            if found is None:
+                raise UserInputError(
+                    f"{path} holds arrays {sorted(keys)}; expected images/labels, x/y or "
+                    "x_SPLIT/y_SPLIT (choose the split with '#SPLIT')"
+                )
+            names = [str(n) for n in archive["class_names"]] if "class_names" in keys else None
+            images, labels = archive[found[0]], archive[found[1]]
+        super().__init__(spec, images, labels, names or _names_beside(path.parent))

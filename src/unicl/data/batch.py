@@ -1,0 +1,50 @@
+"""The training batch that the unified stream yields."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import torch
+
+
+@dataclass
+class Batch:
+    """A batch in the image-text-label space.
+
+    images: uint8 [B, 3, H, W], resized and cropped (augment with `BatchAugment` on the device).
+    texts: B strings: a class prompt (image-label) or the caption (image-text).
+    class_ids: int64 [B]: class in the stream's unified class space, or -1 for image-text.
+    labels: int64 [B]: `unicl.objective.target_labels(class_ids, texts)`; equal labels are positives.
+    bad: `(cause, key)` of samples this worker skipped since its previous batch.
+    consumer, position: which worker made the batch and how far it had read (for resumption).
+    """
+
+    images: torch.Tensor
+    texts: list[str]
+    class_ids: torch.Tensor
+    labels: torch.Tensor
+    bad: list[tuple[str, str]] = field(default_factory=list)
+    consumer: int = 0
+    position: int = 0
+
+    def __len__(self) -> int:
+        return len(self.texts)
+
+    def pin_memory(self) -> Batch:
+        """Called by DataLoader(pin_memory=True)."""
+        self.images = self.images.pin_memory()
+        self.class_ids = self.class_ids.pin_memory()
+        self.labels = self.labels.pin_memory()
+        return self
+
+    def to(self, device: torch.device | str, non_blocking: bool = False) -> Batch:
+        """The tensors moved to `device` (texts and bookkeeping are shared)."""
+        return Batch(
+            self.images.to(device, non_blocking=non_blocking),
+            self.texts,
+            self.class_ids.to(device, non_blocking=non_blocking),
+            self.labels.to(device, non_blocking=non_blocking),
+            self.bad,
+            self.consumer,
+            self.position,
+        )

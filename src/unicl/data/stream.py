@@ -1,0 +1,231 @@
+"""The unified training stream: image-label and image-text sources mixed into `Batch`es.
+
+    stream = UnifiedStream(["data/demo/fashion-mnist", "data/demo/emoji/train-{000000..000003}.tar"],
+                           batch_size=64, image_size=32, num_workers=2, rank=0, world_size=1)
+    for epoch in range(epochs):
+        stream.set_epoch(epoch)
+        for batch in stream:          # Batch(images uint8 [B,3,H,W], texts, class_ids, labels)
+            ...
+        checkpoint["data"] = stream.state_dict()   # also valid mid-epoch
+
+Workers decode with Pillow and crop to `image_size` (see `unicl.data.plan` for what each worker
+reads); image-label samples get a prompt drawn from their source's templates at every visit.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterator, Mapping, Sequence
+
+import torch
+from torch.utils.data import DataLoader, IterableDataset, get_worker_info
+
+from unicl.data.bad_data import BadDataLog
+from unicl.data.batch import Batch
+from unicl.data.classes import ClassSpace
+from unicl.data.images import DEFAULT_MAX_PIXELS, BadSample, fit_square
+from unicl.data.plan import consumer_quotas, consumer_samples, epoch_quotas, seeded_rng
+from unicl.data.registry import open_source
+from unicl.data.source import IMAGE_LABEL, Source, decode
+from unicl.data.spec import SourceSpec
+from unicl.errors import UserInputError
+from unicl.objective import target_labels
+
+logger = logging.getLogger("unicl.data")
+
+
+class _EpochReader(IterableDataset):
+    """One epoch of one rank; in each DataLoader worker, the batches of that worker's consumer."""
+
+    def __init__(self, stream: UnifiedStream, epoch: int, positions: list[int], done: int) -> None:
+        self.stream = stream
+        self.epoch = epoch
+        self.positions = positions
+        self.done = done
+
+    def __iter__(self) -> Iterator[Batch]:
+        info = get_worker_info()
+        worker = info.id if info is not None else 0
+        workers = self.stream.workers
+        # Worker w plays the local consumer whose turn comes w-th after the `done` batches
+        # already consumed, so a resumed epoch continues in the original round-robin order.
+        local = (self.done + worker) % workers
+        remaining = self.stream.batches_per_consumer - (self.done - local + workers - 1) // workers
+        yield from self.stream._consumer_batches(
+            self.epoch, local, self.positions[local], remaining
+        )
+
+
+class UnifiedStream:
+    """Mixes sources into `Batch`es, deterministically per (seed, epoch, rank).
+
+    sources: source strings, mappings or `SourceSpec`s (weights and templates per source).
+    batch_size: samples per batch on this rank. image_size: side of the uint8 crops.
+    balance: the paper's balanced sampler (as many image-label as image-text samples per epoch).
+    merge_classes: identical class names in two sources share one label.
+    num_workers: DataLoader worker processes; the sample order depends on (seed, epoch, rank,
+        world_size, num_workers, batch_size). rank/world_size: this process and the number of
+        processes; ranks read disjoint samples (unless a source is smaller than the consumer count).
+    max_bad_fraction: the largest fraction of bad samples tolerated in an epoch.
+    """
+
+    def __init__(
+        self,
+        sources: Sequence[str | Mapping | SourceSpec | Source],
+        *,
+        batch_size: int,
+        image_size: int,
+        seed: int = 0,
+        balance: bool = True,
+        merge_classes: bool = False,
+        num_workers: int = 0,
+        rank: int = 0,
+        world_size: int = 1,
+        max_bad_fraction: float = 0.01,
+        max_pixels: int = DEFAULT_MAX_PIXELS,
+        unique_captions: bool = False,
+        pin_memory: bool = False,
+    ) -> None:
+        if not sources:
+            raise UserInputError("no data sources given; name at least one")
+        if batch_size < 1 or image_size < 1 or num_workers < 0 or not 0 <= rank < world_size:
+            raise UserInputError(
+                f"invalid stream settings: batch_size={batch_size}, image_size={image_size}, "
+                f"num_workers={num_workers}, rank={rank}, world_size={world_size}"
+            )
+        self.sources = [s if isinstance(s, Source) else open_source(s) for s in sources]
+        space = ClassSpace(merge=merge_classes)
+        self.global_ids = [space.add(s.class_names) for s in self.sources]
+        self.class_names = space.names
+        self.batch_size, self.image_size, self.seed = batch_size, image_size, seed
+        self.num_workers, self.workers = num_workers, max(num_workers, 1)
+        self.rank, self.world_size = rank, world_size
+        self.max_pixels, self.unique_captions, self.pin_memory = (
+            max_pixels,
+            unique_captions,
+            pin_memory,
+        )
+        self.quotas = epoch_quotas(self.sources, balance=balance)
+        self.consumers = world_size * self.workers
+        self.consumer_quotas = consumer_quotas(self.quotas, self.consumers)
+        self.batches_per_consumer = int(self.consumer_quotas.sum(axis=0).min()) // batch_size
+        if self.batches_per_consumer == 0:
+            raise UserInputError(
+                f"an epoch of {sum(self.quotas)} samples over {self.consumers} workers in all "
+                f"cannot fill one batch of {batch_size} per worker; lower batch_size or num_workers"
+            )
+        self.bad_data = BadDataLog(max_bad_fraction)
+        self.last_epoch_bad: BadDataLog | None = None
+        self.epoch = 0
+        self._positions = [0] * self.workers
+        self._done = 0
+
+    def __len__(self) -> int:
+        """Batches per epoch on this rank (the same on every rank)."""
+        return self.batches_per_consumer * self.workers
+
+    def set_epoch(self, epoch: int) -> None:
+        """Start `epoch` from its beginning, unless it is the epoch a loaded state resumes."""
+        if epoch != self.epoch:
+            self.epoch = epoch
+            self._positions = [0] * self.workers
+            self._done = 0
+            self.bad_data = BadDataLog(self.bad_data.max_fraction)
+
+    def state_dict(self) -> dict:
+        """Where this rank stands in the current epoch: enough to resume mid-epoch."""
+        return {
+            "epoch": self.epoch,
+            "batches": self._done,
+            "positions": list(self._positions),
+            "bad_data": self.bad_data.state_dict(),
+            "layout": self._layout(),
+        }
+
+    def load_state_dict(self, state: Mapping) -> None:
+        if state["layout"] != self._layout():
+            raise UserInputError(
+                f"the data state was saved with {state['layout']} but this stream has "
+                f"{self._layout()}; resume with the same seed, batch size, workers and ranks"
+            )
+        self.epoch, self._done = int(state["epoch"]), int(state["batches"])
+        self._positions = [int(p) for p in state["positions"]]
+        self.bad_data.load_state_dict(state["bad_data"])
+
+    def _layout(self) -> dict:
+        return {
+            "seed": self.seed,
+            "batch_size": self.batch_size,
+            "workers": self.workers,
+            "rank": self.rank,
+            "world_size": self.world_size,
+            "quotas": list(self.quotas),
+        }
+
+    def __iter__(self) -> Iterator[Batch]:
+        reader = _EpochReader(self, self.epoch, list(self._positions), self._done)
+        loader = DataLoader(
+            reader,
+            batch_size=None,
+            num_workers=self.num_workers,
+            pin_memory=self.pin_memory,
+            persistent_workers=False,
+        )
+        for batch in loader:
+            local = batch.consumer - self.rank * self.workers
+            self.bad_data.record(batch.position - self._positions[local], batch.bad)
+            self._positions[local] = batch.position
+            self._done += 1
+            self.bad_data.check()
+            yield batch
+        self.bad_data.check(final=True)
+        logger.info("epoch %d, rank %d: %s", self.epoch, self.rank, self.bad_data.summary())
+        self.last_epoch_bad = self.bad_data
+        self.set_epoch(self.epoch + 1)
+
+    def _consumer_batches(self, epoch: int, local: int, start: int, count: int) -> Iterator[Batch]:
+        consumer = self.rank * self.workers + local
+        samples = consumer_samples(
+            self.sources,
+            self.consumer_quotas[:, consumer],
+            seed=self.seed,
+            epoch=epoch,
+            consumer=consumer,
+            consumers=self.consumers,
+            start=start,
+        )
+        images, texts, class_ids, bad = [], [], [], []
+        position = start
+        while count > 0:
+            index, raw = next(samples)
+            position += 1
+            try:
+                image, text, class_id = decode(
+                    raw, max_pixels=self.max_pixels, draft_size=self.image_size
+                )
+            except BadSample as error:
+                bad.append((error.cause, error.key))
+                continue
+            source = self.sources[index]
+            if source.task == IMAGE_LABEL:
+                class_id = self.global_ids[index][class_id]
+                text = self._prompt(source, class_id, epoch, consumer, position)
+            images.append(fit_square(image, self.image_size))
+            texts.append(text)
+            class_ids.append(class_id)
+            if len(texts) == self.batch_size:
+                ids = torch.tensor(class_ids, dtype=torch.int64)
+                labels = target_labels(
+                    ids, texts, unique_captions=self.unique_captions, rank=self.rank
+                )
+                yield Batch(torch.stack(images), texts, ids, labels, bad, consumer, position)
+                images, texts, class_ids, bad = [], [], [], []
+                count -= 1
+
+    def _prompt(
+        self, source: Source, class_id: int, epoch: int, consumer: int, position: int
+    ) -> str:
+        """A template drawn for this visit (seeded by the visit, so resumption redraws it)."""
+        templates = source.templates
+        choice = int(seeded_rng(self.seed, epoch, consumer, position).integers(len(templates)))
+        return templates[choice].replace("{}", self.class_names[class_id])

@@ -1,0 +1,82 @@
+"""Transforms: `BatchAugment` (training, kornia, on the device) and `EvalTransform` (evaluation).
+
+Defaults follow CLIP's normalisation; pass the model's `image_mean` / `image_std`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import kornia.augmentation as K
+import torch
+from PIL import Image
+from torch import nn
+
+from unicl.data.images import fit_square
+
+CLIP_MEAN = (0.48145466, 0.4578275, 0.40821073)
+CLIP_STD = (0.26862954, 0.26130258, 0.27577711)
+
+
+class BatchAugment(nn.Module):
+    """uint8 [B,3,h,w] -> normalised float [B,3,S,S] on the images' device.
+
+    Random resized crop to `image_size` (area fraction `scale`, aspect `ratio`), colour jitter
+    (brightness/contrast/saturation `jitter`, hue `hue`, applied with probability `jitter_p`),
+    horizontal flip with probability `flip_p` for image-label samples only (a caption may name a
+    side: "arrow pointing left"), then `(x / 255 - mean) / std`. In `eval()` mode it only resizes
+    and normalises.
+    """
+
+    def __init__(
+        self,
+        image_size: int,
+        mean: Sequence[float] = CLIP_MEAN,
+        std: Sequence[float] = CLIP_STD,
+        *,
+        scale: tuple[float, float] = (0.5, 1.0),
+        ratio: tuple[float, float] = (3 / 4, 4 / 3),
+        jitter: float = 0.4,
+        hue: float = 0.0,
+        jitter_p: float = 0.8,
+        flip_p: float = 0.5,
+    ) -> None:
+        super().__init__()
+        self.image_size = image_size
+        self.flip_p = flip_p
+        self.crop = K.RandomResizedCrop((image_size, image_size), scale=scale, ratio=ratio)
+        self.jitter = K.ColorJitter(jitter, jitter, jitter, hue, p=jitter_p)
+        self.normalize = K.Normalize(torch.tensor(mean), torch.tensor(std))
+
+    def forward(self, images: torch.Tensor, class_ids: torch.Tensor | None = None) -> torch.Tensor:
+        """images uint8 [B,3,h,w]; class_ids int64 [B] (-1 = image-text, never flipped)."""
+        x = images.float().div_(255)
+        if not self.training:
+            if x.shape[-2:] != (self.image_size, self.image_size):
+                x = nn.functional.interpolate(
+                    x, size=(self.image_size,) * 2, mode="bilinear", antialias=True
+                )
+            return self.normalize(x)
+        x = self.jitter(self.crop(x))
+        flip = torch.rand(len(x), device=x.device) < self.flip_p
+        if class_ids is not None:
+            flip &= class_ids.to(x.device) >= 0
+        x = torch.where(flip[:, None, None, None], x.flip(-1), x)
+        return self.normalize(x)
+
+
+class EvalTransform:
+    """PIL image -> normalised float [3,S,S]: resize the shorter side to S, centre crop (bicubic).
+
+    Deterministic: the same image always gives the same tensor.
+    """
+
+    def __init__(
+        self, image_size: int, mean: Sequence[float] = CLIP_MEAN, std: Sequence[float] = CLIP_STD
+    ) -> None:
+        self.image_size = image_size
+        self.mean = torch.tensor(mean).view(3, 1, 1)
+        self.std = torch.tensor(std).view(3, 1, 1)
+
+    def __call__(self, image: Image.Image) -> torch.Tensor:
+        return (fit_square(image, self.image_size).float() / 255 - self.mean) / self.std
