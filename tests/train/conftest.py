@@ -1,11 +1,14 @@
 """Stand-in towers with the `UniCLModel` contract, small enough for exact gradient checks."""
 
 import math
+from typing import NamedTuple
 
 import pytest
 import torch
 from torch import nn
 from torch.nn import functional as F
+
+from unicl.objective import target_labels
 
 
 class TinyTowers(nn.Module):
@@ -66,3 +69,51 @@ def step_inputs():
         "texts": texts,
         "labels": labels,
     }
+
+
+class Batch(NamedTuple):
+    """The data stream's batch contract: uint8 images, texts, class ids, TargetM labels."""
+
+    images: torch.Tensor
+    texts: list
+    class_ids: torch.Tensor
+    labels: torch.Tensor
+
+
+class ListStream:
+    """A resumable stand-in for the training stream: global batches of random 4x4 images (half
+    image-label over 3 classes, half image-text), this rank's contiguous slice of each."""
+
+    def __init__(self, global_batch: int, rank: int = 0, world_size: int = 1, steps: int = 64):
+        generator = torch.Generator().manual_seed(7)
+        self.batches = []
+        per_rank = global_batch // world_size
+        for step in range(steps):
+            images = torch.randint(0, 256, (global_batch, 3, 4, 4), generator=generator)
+            class_ids = torch.randint(0, 3, (global_batch,), generator=generator)
+            class_ids[global_batch // 2 :] = -1
+            texts = [f"c{int(c)}" if c >= 0 else f"s{step}-{i}" for i, c in enumerate(class_ids)]
+            mine = slice(rank * per_rank, (rank + 1) * per_rank)
+            ids = class_ids[mine]
+            self.batches.append(
+                Batch(
+                    images[mine].to(torch.uint8), texts[mine], ids, target_labels(ids, texts[mine])
+                )
+            )
+        self.position = 0
+
+    def __iter__(self):
+        while self.position < len(self.batches):
+            self.position += 1
+            yield self.batches[self.position - 1]
+
+    def state_dict(self):
+        return {"position": self.position}
+
+    def load_state_dict(self, state):
+        self.position = state["position"]
+
+
+def noisy_augment(images: torch.Tensor) -> torch.Tensor:
+    """uint8 -> float with random noise (draws from torch's generator, like real augmentation)."""
+    return images.float() / 255 + 0.01 * torch.randn(images.shape)

@@ -6,11 +6,11 @@ import yaml
 from unicl.errors import UserInputError
 from unicl.train.config import config_from_dict, config_to_yaml, load_config
 
-MINIMAL = {"data": {"sources": [{"path": "data/demo/fashion"}]}}
+MINIMAL = {"data": {"sources": ["data/demo/fashion"]}}
 
 
 def _with(**sections):
-    raw = {"data": {"sources": [{"path": "data/demo/fashion"}]}}
+    raw = {"data": {"sources": ["data/demo/fashion"]}}
     for section, values in sections.items():
         raw.setdefault(section, {}).update(values)
     return raw
@@ -21,7 +21,6 @@ def test_minimal_config_gets_documented_defaults():
     assert config.model.name == "unicl-tiny"
     assert config.objective.name == "unicl"
     assert config.optim.betas == (0.9, 0.999)
-    assert config.data.sources[0].weight == 1.0
 
 
 def test_unknown_key_is_named_with_a_suggestion():
@@ -53,9 +52,9 @@ def test_out_of_range_values_are_rejected():
         config_from_dict(_with(optim={"ema_decay": 1.5}))
 
 
-def test_missing_required_source_path():
-    with pytest.raises(UserInputError, match=r"'data\.sources\.0\.path' is required"):
-        config_from_dict({"data": {"sources": [{"weight": 2}]}})
+def test_bad_source_is_named_by_its_index():
+    with pytest.raises(UserInputError, match=r"'data\.sources\.1'.*needs 'location'"):
+        config_from_dict({"data": {"sources": ["a", {"weight": 2}]}})
 
 
 def test_empty_sources_are_rejected():
@@ -70,18 +69,18 @@ def test_fp16_on_cpu_is_rejected():
 
 def test_yaml_exponent_without_dot_is_read_as_float(tmp_path):
     path = tmp_path / "c.yaml"
-    path.write_text("data: {sources: [{path: x}]}\noptim: {lr: 1e-3}\n")
+    path.write_text("data: {sources: [x]}\noptim: {lr: 1e-3}\n")
     assert load_config(path).optim.lr == 1e-3
 
 
 def test_overrides_apply_in_order_and_reach_list_items(tmp_path):
     path = tmp_path / "c.yaml"
-    path.write_text(yaml.safe_dump({"data": {"sources": [{"path": "a"}, {"path": "b"}]}}))
+    path.write_text(yaml.safe_dump({"data": {"sources": ["a", {"location": "b"}]}}))
     config = load_config(
         path, ["optim.lr=2e-3", "data.sources.1.weight=3", "optim.betas=[0.9, 0.98]"]
     )
     assert config.optim.lr == 2e-3
-    assert config.data.sources[1].weight == 3.0
+    assert config.data.sources[1] == {"location": "b", "weight": 3}
     assert config.optim.betas == (0.9, 0.98)
 
 

@@ -25,6 +25,7 @@ from typing import Any, Literal
 
 import yaml
 
+from unicl.data.spec import parse_source
 from unicl.errors import UserInputError
 from unicl.train.config_loading import apply_override, build_dataclass
 
@@ -44,30 +45,24 @@ class ModelConfig:
 
 
 @dataclass
-class SourceConfig:
-    """One training source (folder, manifest, arrays or shards) and its sampling weight."""
-
-    path: str
-    weight: float = 1.0
-
-    def validate(self) -> None:
-        _require(self.weight > 0, "data.sources.weight", self.weight, "> 0")
-
-
-@dataclass
 class DataConfig:
-    """`batch_size` is per process and per micro-batch: the global batch of one optimiser step is
-    `batch_size * accumulation_steps * world_size`, and every sample of it is a negative of every
-    other (see `unicl.train.accumulation`)."""
+    """`sources`: source strings or mappings as `unicl.data.parse_source` reads them (location,
+    weight, classes, templates, ...). `batch_size` is per process and per micro-batch: the global
+    batch of one optimiser step is `batch_size * accumulation_steps * world_size`, and every sample
+    of it is a negative of every other (see `unicl.train.accumulation`)."""
 
-    sources: list[SourceConfig] = field(default_factory=list)
+    sources: list[Any] = field(default_factory=list)
     batch_size: int = 64
     accumulation_steps: int = 1
     workers: int = 2
-    templates: str = "clip"
 
     def validate(self) -> None:
         _require(len(self.sources) > 0, "data.sources", self.sources, "a non-empty list")
+        for index, source in enumerate(self.sources):
+            try:
+                parse_source(source)
+            except UserInputError as error:
+                raise UserInputError(f"config key 'data.sources.{index}': {error}") from None
         _require(self.batch_size > 0, "data.batch_size", self.batch_size, "> 0")
         _require(
             self.accumulation_steps > 0,

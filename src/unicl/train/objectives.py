@@ -16,6 +16,7 @@ from __future__ import annotations
 from collections.abc import Callable
 
 import torch
+import torch.distributed as dist
 import torch.nn.functional as F
 from torch import nn
 
@@ -73,11 +74,18 @@ class CrossEntropyTask(nn.Module):
         return (self.head(self.model.encode_image(inputs["images"])),), ()
 
     def loss(self, features: tuple[torch.Tensor, ...], shared, inputs: Tensors) -> torch.Tensor:
+        """Mean cross-entropy over the image-label samples of the global batch (image-text
+        samples are ignored): each process returns `W * sum_local / count_global`, which DDP's
+        gradient averaging turns into the gradient of the global mean."""
         (logits,) = features
         targets = inputs["class_ids"]
-        if not bool((targets >= 0).any()):
-            return logits.float().sum() * 0.0
-        return F.cross_entropy(logits.float(), targets, ignore_index=-1)
+        count = (targets >= 0).sum()
+        world = 1
+        if is_distributed():
+            count, world = count.clone(), dist.get_world_size()
+            dist.all_reduce(count)
+        total = F.cross_entropy(logits.float(), targets, ignore_index=-1, reduction="sum")
+        return total * world / count.clamp(min=1)
 
     def after_step(self) -> None:
         """Nothing to constrain."""

@@ -1,0 +1,215 @@
+"""The training loop: one optimiser step per global batch, with logging, evaluation,
+checkpoints, signal handling and the handling of non-finite losses.
+
+Each step: prepare the batch on the device (augmentation, tokens, labels), `forward_backward`
+(accumulating over micro-batches), then unscale, clip, step, schedule, clamp the logit scale and
+update the EMA. Every `logging.every_steps` steps the mean loss (over steps and processes) goes to
+`metrics.jsonl` and the progress bar; every `checkpoint.every_steps` a checkpoint is written.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import torch
+import torch.distributed as dist
+
+from unicl.objective import is_distributed
+from unicl.train.accumulation import forward_backward
+from unicl.train.checkpoint import save_checkpoint
+from unicl.train.metrics import MetricsSink, Progress
+from unicl.train.signals import StopRequest
+from unicl.train.state import TrainingState
+
+Evaluate = Callable[[TrainingState], dict[str, float]]
+
+
+class TrainingDiverged(RuntimeError):
+    """The loss was not finite for `run.max_nonfinite` steps in a row."""
+
+
+@dataclass
+class LoopResult:
+    """How the loop ended: `stopped_by` is the signal number that stopped it early (None when it
+    ran to `schedule.steps`); `checkpoint` the last one written; `last_record` the last metrics."""
+
+    step: int
+    stopped_by: int | None
+    checkpoint: Path | None
+    last_record: dict[str, Any]
+    evaluation: dict[str, float]
+
+
+class _Window:
+    """Losses and timing since the last log line (losses stay on the device until then)."""
+
+    def __init__(self) -> None:
+        self.losses: list[torch.Tensor] = []
+        self.steps = 0
+        self.start = time.perf_counter()
+
+    def flush(self, device: torch.device) -> tuple[float, float, int]:
+        """(mean loss over the window and over processes, seconds, steps); then reset."""
+        total = torch.stack(self.losses).sum() if self.losses else torch.zeros((), device=device)
+        summary = torch.stack(
+            [
+                total.float().to(device),
+                torch.tensor(len(self.losses), device=device, dtype=torch.float32),
+            ]
+        )
+        if is_distributed():
+            dist.all_reduce(summary)
+        loss = float(summary[0] / summary[1]) if float(summary[1]) else float("nan")
+        seconds, steps = time.perf_counter() - self.start, self.steps
+        self.__init__()
+        return loss, seconds, steps
+
+
+def run_loop(
+    state: TrainingState,
+    batches: Iterator[Any],
+    augment: Callable[[torch.Tensor], torch.Tensor],
+    evaluate: Evaluate,
+    stop: StopRequest,
+) -> LoopResult:
+    """Train from `state.counters.step` to `schedule.steps`, or until a stop is requested (then a
+    checkpoint is written and the loop returns early). Rank 0 writes everything."""
+    config, context, counters = state.config, state.context, state.counters
+    main = context.is_main
+    sink = MetricsSink(
+        config.output_dir, main, config.logging.tensorboard, resume_step=counters.step
+    )
+    progress = Progress(config.schedule.steps, counters.step, main and config.logging.progress)
+    window = _Window()
+    record: dict[str, Any] = {}
+    evaluation: dict[str, float] = {}
+    checkpoint, checkpoint_step = None, -1
+    stopped_by = None
+    try:
+        while counters.step < config.schedule.steps:
+            started = time.perf_counter()
+            lr = state.optimizer.param_groups[0]["lr"]
+            inputs = state.task.prepare(next(batches), augment, context.device)
+            loss = forward_backward(
+                state.module,
+                state.task,
+                inputs,
+                config.data.accumulation_steps,
+                state.precision.autocast,
+                lambda value: state.precision.scaler.scale(value).backward(),
+            )
+            if loss is None:
+                _skip_step(state, progress)
+            else:
+                grad_norm = _optimizer_step(state)
+                counters.nonfinite_in_a_row = 0
+                window.losses.append(loss)
+            counters.step += 1
+            counters.samples += state.global_batch
+            counters.elapsed_s += time.perf_counter() - started
+            window.steps += 1
+            progress.update(1)
+            step = counters.step
+            if step % config.logging.every_steps == 0 or step == config.schedule.steps:
+                record = _train_record(state, window, lr, grad_norm if loss is not None else None)
+                sink.write(record)
+                progress.show(record)
+            every_eval = config.evaluation.every_steps
+            if every_eval and step % every_eval == 0 and step < config.schedule.steps:
+                evaluation = evaluate(state)
+                sink.write({"kind": "eval", "step": step, **evaluation})
+            if step % config.checkpoint.every_steps == 0 or step == config.schedule.steps:
+                checkpoint, checkpoint_step = _save(state), step
+            if _agreed_stop(stop, context.device):
+                stopped_by = stop.requested or -1
+                if checkpoint_step != step:
+                    checkpoint = _save(state)
+                break
+        if stopped_by is None and config.evaluation.zeroshot:
+            evaluation = evaluate(state)
+            sink.write({"kind": "eval", "step": counters.step, **evaluation})
+    finally:
+        progress.close()
+        sink.close()
+    return LoopResult(counters.step, stopped_by, checkpoint, record, evaluation)
+
+
+def _optimizer_step(state: TrainingState) -> torch.Tensor | None:
+    """Unscale, clip to `optim.grad_clip`, step (the scaler skips steps with inf gradients),
+    advance the schedule, clamp the logit scale, update the EMA. Returns the gradient norm."""
+    scaler, optimizer = state.precision.scaler, state.optimizer
+    scaler.unscale_(optimizer)
+    grad_norm = None
+    if state.config.optim.grad_clip is not None:
+        params = [p for group in optimizer.param_groups for p in group["params"]]
+        grad_norm = torch.nn.utils.clip_grad_norm_(params, state.config.optim.grad_clip)
+    scaler.step(optimizer)
+    scaler.update()
+    optimizer.zero_grad(set_to_none=True)
+    state.scheduler.step()
+    state.task.after_step()
+    if state.ema is not None:
+        state.ema.update_parameters(state.task.model)
+    return grad_norm
+
+
+def _skip_step(state: TrainingState, progress: Progress) -> None:
+    counters, limit = state.counters, state.config.run.max_nonfinite
+    state.optimizer.zero_grad(set_to_none=True)
+    state.scheduler.step()
+    counters.skipped_steps += 1
+    counters.nonfinite_in_a_row += 1
+    progress.write(
+        f"step {counters.step + 1}: non-finite loss, update skipped "
+        f"({counters.nonfinite_in_a_row} in a row, {counters.skipped_steps} in total)"
+    )
+    if counters.nonfinite_in_a_row >= limit:
+        raise TrainingDiverged(
+            f"training stopped at step {counters.step + 1}: the loss was not finite for "
+            f"{counters.nonfinite_in_a_row} steps in a row (run.max_nonfinite={limit}). Lower "
+            "optim.lr, raise schedule.warmup_steps, train in fp32 or bf16, or check the data; "
+            "then continue from the last checkpoint with --resume latest"
+        )
+
+
+def _train_record(
+    state: TrainingState, window: _Window, lr: float, grad_norm: torch.Tensor | None
+) -> dict[str, Any]:
+    counters = state.counters
+    loss, seconds, steps = window.flush(state.context.device)
+    return {
+        "kind": "train",
+        "step": counters.step,
+        "samples": counters.samples,
+        "loss": loss,
+        "lr": lr,
+        "logit_scale": float(state.task.model.logit_scale.detach().exp()),
+        "samples_per_s": steps * state.global_batch / max(seconds, 1e-9),
+        "grad_norm": float(grad_norm) if grad_norm is not None else None,
+        "skipped_steps": counters.skipped_steps,
+        "time_s": counters.elapsed_s,
+    }
+
+
+def _save(state: TrainingState) -> Path | None:
+    payload = state.state_dict()
+    if not state.context.is_main:
+        return None
+    config = state.config
+    return save_checkpoint(
+        payload, config.output_dir, state.counters.step, config.checkpoint.keep_last
+    )
+
+
+def _agreed_stop(stop: StopRequest, device: torch.device) -> bool:
+    """Whether any process received SIGINT/SIGTERM (all processes stop at the same step)."""
+    flag = torch.tensor(int(stop.requested is not None), device=device)
+    if is_distributed():
+        dist.all_reduce(flag, op=dist.ReduceOp.MAX)
+        if stop.requested is None and bool(flag):
+            stop.requested = -1
+    return bool(flag)

@@ -1,0 +1,98 @@
+"""Where training metrics go: `metrics.jsonl` (one JSON object per line), optional TensorBoard
+event files, and a progress bar. Only the main process writes; the others hold a silent sink."""
+
+from __future__ import annotations
+
+import json
+import math
+from pathlib import Path
+from typing import Any
+
+from tqdm import tqdm
+
+from unicl.errors import UserInputError
+
+METRICS_FILE = "metrics.jsonl"
+
+
+class MetricsSink:
+    """Appends records to `<output_dir>/metrics.jsonl` and mirrors numbers to TensorBoard.
+
+    A training record: `{"kind": "train", "step", "samples", "loss", "lr", "logit_scale",
+    "samples_per_s", "grad_norm", "skipped_steps", "time_s"}`; an evaluation record:
+    `{"kind": "eval", "step", <metric>: value, ...}`. A resumed run first drops the records
+    after the step it resumes from, so the file describes one run without repeats.
+    """
+
+    def __init__(self, output_dir: Path, enabled: bool, tensorboard: bool, resume_step: int = 0):
+        self.enabled = enabled
+        self.path = Path(output_dir) / METRICS_FILE
+        self._writer = None
+        if not enabled:
+            return
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        kept = [r for r in read_metrics(self.path) if r["step"] <= resume_step]
+        self.path.write_text("".join(json.dumps(r) + "\n" for r in kept))
+        if tensorboard:
+            try:
+                from torch.utils.tensorboard import SummaryWriter
+            except ImportError:
+                raise UserInputError(
+                    "logging.tensorboard needs the tensorboard package: "
+                    "pip install 'unicl[tensorboard]', or set logging.tensorboard: false"
+                ) from None
+            self._writer = SummaryWriter(str(Path(output_dir) / "tensorboard"))
+
+    def write(self, record: dict[str, Any]) -> None:
+        if not self.enabled:
+            return
+        with self.path.open("a") as file:
+            file.write(json.dumps(record) + "\n")
+        if self._writer is not None:
+            prefix = record["kind"]
+            for key, value in record.items():
+                if key not in ("kind", "step") and isinstance(value, (int, float)):
+                    self._writer.add_scalar(f"{prefix}/{key}", value, record["step"])
+
+    def close(self) -> None:
+        if self._writer is not None:
+            self._writer.close()
+
+
+def read_metrics(path: Path) -> list[dict[str, Any]]:
+    """The records of a `metrics.jsonl` file (empty if it does not exist)."""
+    if not Path(path).is_file():
+        return []
+    return [json.loads(line) for line in Path(path).read_text().splitlines() if line.strip()]
+
+
+class Progress:
+    """A tqdm bar over optimiser steps showing samples/s, loss, lr and logit scale (tqdm adds the
+    ETA); silent when disabled."""
+
+    def __init__(self, total: int, initial: int, enabled: bool) -> None:
+        self._bar = tqdm(
+            total=total, initial=initial, disable=not enabled, unit="step", dynamic_ncols=True
+        )
+
+    def update(self, steps: int) -> None:
+        self._bar.update(steps)
+
+    def show(self, record: dict[str, Any]) -> None:
+        """Put a training record's numbers beside the bar."""
+        loss = record.get("loss")
+        self._bar.set_postfix(
+            {
+                "samples/s": f"{record['samples_per_s']:.0f}",
+                "loss": "nan" if loss is None or math.isnan(loss) else f"{loss:.4f}",
+                "lr": f"{record['lr']:.2e}",
+                "scale": f"{record['logit_scale']:.1f}",
+            },
+            refresh=False,
+        )
+
+    def write(self, message: str) -> None:
+        self._bar.write(message)
+
+    def close(self) -> None:
+        self._bar.close()

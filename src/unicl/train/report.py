@@ -1,0 +1,77 @@
+"""The end-of-run report: `report.md` with a summary, the final evaluation, the resolved config
+and PNG plots of loss, learning rate, logit scale and evaluation metrics over steps."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt
+
+from unicl.train.metrics import read_metrics
+
+REPORT_FILE = "report.md"
+_TRAIN_PLOTS = (("loss", "training loss"), ("lr", "learning rate"), ("logit_scale", "logit scale"))
+
+
+def write_report(output_dir: Path, summary: dict[str, Any], config_yaml: str) -> Path:
+    """Write `report.md` and its plots under `output_dir` from its `metrics.jsonl`.
+
+    `summary` holds the run's headline numbers (name -> value), printed as a table in order.
+    """
+    output_dir = Path(output_dir)
+    records = read_metrics(output_dir / "metrics.jsonl")
+    train = [r for r in records if r["kind"] == "train"]
+    evals = [r for r in records if r["kind"] == "eval"]
+    lines = ["# Training report", "", "| | |", "| --- | --- |"]
+    lines += [f"| {name} | {_format(value)} |" for name, value in summary.items()]
+    if evals:
+        final = evals[-1]
+        lines += ["", f"## Evaluation at step {final['step']}", "", "| metric | value |"]
+        lines += ["| --- | --- |"]
+        lines += [f"| {k} | {_format(v)} |" for k, v in final.items() if k not in ("kind", "step")]
+    lines += ["", "## Curves", ""]
+    for key, title in _TRAIN_PLOTS:
+        if _plot(train, [key], title, output_dir / f"{key}.png"):
+            lines.append(f"![{title}]({key}.png)")
+    metric_names = sorted({k for r in evals for k in r if k not in ("kind", "step")})
+    if _plot(evals, metric_names, "evaluation", output_dir / "eval.png"):
+        lines.append("![evaluation](eval.png)")
+    lines += ["", "## Configuration", "", "```yaml", config_yaml.rstrip(), "```", ""]
+    path = output_dir / REPORT_FILE
+    temporary = path.with_suffix(".md.tmp")
+    temporary.write_text("\n".join(lines))
+    temporary.replace(path)
+    return path
+
+
+def _plot(records: list[dict[str, Any]], keys: list[str], title: str, path: Path) -> bool:
+    series = {
+        key: [(r["step"], r[key]) for r in records if isinstance(r.get(key), (int, float))]
+        for key in keys
+    }
+    series = {key: points for key, points in series.items() if points}
+    if not series:
+        return False
+    figure, axes = plt.subplots(figsize=(6, 3.5))
+    for key, points in series.items():
+        steps, values = zip(*points, strict=True)
+        axes.plot(steps, values, marker="o" if len(points) < 20 else None, label=key)
+    axes.set_xlabel("step")
+    axes.set_title(title)
+    axes.grid(alpha=0.3)
+    if len(series) > 1:
+        axes.legend()
+    figure.tight_layout()
+    figure.savefig(path, dpi=100)
+    plt.close(figure)
+    return True
+
+
+def _format(value: Any) -> str:
+    if isinstance(value, float):
+        return f"{value:.4g}"
+    return str(value)

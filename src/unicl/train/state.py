@@ -1,0 +1,163 @@
+"""Everything a run holds between steps, how it is built from the config, and how it round-trips
+through a checkpoint (model, head, optimiser, scheduler, scaler, EMA, data position, RNG)."""
+
+from __future__ import annotations
+
+import io
+from dataclasses import dataclass
+from typing import Any
+
+import torch
+import torch.distributed as dist
+from torch import nn
+from torch.nn.parallel import DistributedDataParallel
+from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
+
+from unicl.errors import UserInputError
+from unicl.train.checkpoint import capture_rng_state, restore_rng_state
+from unicl.train.config import TrainConfig, config_to_dict
+from unicl.train.distributed import ProcessContext
+from unicl.train.objectives import build_task
+from unicl.train.optim import build_optimizer, build_scheduler, scaled_lr
+from unicl.train.precision import Precision, build_precision
+
+CHECKPOINT_FORMAT = 1
+
+
+@dataclass
+class Counters:
+    """Progress that a checkpoint restores: optimiser steps taken (skipped ones included),
+    samples seen (global), steps skipped for a non-finite loss (total and in a row), and
+    training time in seconds."""
+
+    step: int = 0
+    samples: int = 0
+    skipped_steps: int = 0
+    nonfinite_in_a_row: int = 0
+    elapsed_s: float = 0.0
+
+
+@dataclass
+class TrainingState:
+    """The live objects of a run. `module` is `task`, or its DDP wrapper on several processes;
+    `ema` averages `task.model`'s weights when `optim.ema_decay` is set; `stream` is the data
+    stream (with `state_dict()`/`load_state_dict()`)."""
+
+    config: TrainConfig
+    context: ProcessContext
+    task: nn.Module
+    module: nn.Module
+    optimizer: torch.optim.Optimizer
+    scheduler: torch.optim.lr_scheduler.LRScheduler
+    precision: Precision
+    ema: AveragedModel | None
+    stream: Any
+    counters: Counters
+
+    @property
+    def model(self) -> nn.Module:
+        """The model to evaluate and export: the EMA weights when kept, else the trained ones."""
+        return self.ema.module if self.ema is not None else self.task.model
+
+    @property
+    def global_batch(self) -> int:
+        data = self.config.data
+        return data.batch_size * data.accumulation_steps * self.context.world_size
+
+    def state_dict(self) -> dict[str, Any]:
+        """A checkpoint payload. Collective under torch.distributed: every rank must call it,
+        since each rank's data position and RNG state are gathered into the payload."""
+        local = {"data": self.stream.state_dict(), "rng": capture_rng_state()}
+        per_rank = _gather_objects(local, self.context.world_size)
+        return {
+            "format": CHECKPOINT_FORMAT,
+            "counters": vars(self.counters).copy(),
+            "world_size": self.context.world_size,
+            "task": self.task.state_dict(),
+            "optimizer": self.optimizer.state_dict(),
+            "scheduler": self.scheduler.state_dict(),
+            "scaler": self.precision.scaler.state_dict(),
+            "ema": self.ema.state_dict() if self.ema is not None else None,
+            "data": [item["data"] for item in per_rank],
+            "rng": [item["rng"] for item in per_rank],
+            "config": config_to_dict(self.config),
+        }
+
+    def load_state_dict(self, payload: dict[str, Any]) -> None:
+        """Restore from `state_dict()`'s payload; the world size must be the one it was saved at
+        (each rank resumes its own data position)."""
+        if payload.get("format") != CHECKPOINT_FORMAT:
+            raise UserInputError("the checkpoint was not written by `unicl train`")
+        if payload["world_size"] != self.context.world_size:
+            raise UserInputError(
+                f"the checkpoint was written by {payload['world_size']} processes but this run "
+                f"has {self.context.world_size}; resume with --nproc_per_node matching it"
+            )
+        if (payload["ema"] is None) != (self.ema is None):
+            raise UserInputError(
+                "optim.ema_decay differs between the checkpoint and the config; resume with the "
+                "same setting"
+            )
+        self.task.load_state_dict(payload["task"])
+        self.optimizer.load_state_dict(payload["optimizer"])
+        self.scheduler.load_state_dict(payload["scheduler"])
+        self.precision.scaler.load_state_dict(payload["scaler"])
+        if self.ema is not None:
+            self.ema.load_state_dict(payload["ema"])
+        self.stream.load_state_dict(payload["data"][self.context.rank])
+        restore_rng_state(payload["rng"][self.context.rank])
+        self.counters = Counters(**payload["counters"])
+
+
+def build_state(
+    config: TrainConfig,
+    context: ProcessContext,
+    model: nn.Module,
+    stream: Any,
+    num_classes: int | None,
+) -> TrainingState:
+    """Wire a freshly created `model` and data `stream` into a trainable state on
+    `context.device`: the objective's task, DDP (several processes), AdamW at the batch-scaled
+    rate, the schedule, the precision policy and the optional EMA."""
+    task = build_task(model, config.objective, num_classes).to(context.device)
+    module: nn.Module = task
+    if context.world_size > 1:
+        module = DistributedDataParallel(
+            task,
+            device_ids=[context.device.index] if context.device.type == "cuda" else None,
+            find_unused_parameters=config.objective.name != "unicl",
+        )
+    data = config.data
+    global_batch = data.batch_size * data.accumulation_steps * context.world_size
+    optimizer = build_optimizer(task, config.optim, scaled_lr(config.optim, global_batch))
+    scheduler = build_scheduler(optimizer, config.schedule)
+    ema = None
+    if config.optim.ema_decay is not None:
+        ema = AveragedModel(
+            task.model,
+            multi_avg_fn=get_ema_multi_avg_fn(config.optim.ema_decay),
+            use_buffers=True,
+        )
+    return TrainingState(
+        config=config,
+        context=context,
+        task=task,
+        module=module,
+        optimizer=optimizer,
+        scheduler=scheduler,
+        precision=build_precision(config.run.precision, context.device),
+        ema=ema,
+        stream=stream,
+        counters=Counters(),
+    )
+
+
+def _gather_objects(item: Any, world_size: int) -> list[Any]:
+    """Every rank's `item` (tensors and plain values), serialised with torch.save for transit."""
+    if world_size == 1:
+        return [item]
+    buffer = io.BytesIO()
+    torch.save(item, buffer)
+    gathered: list[Any] = [None] * world_size
+    dist.all_gather_object(gathered, buffer.getvalue())
+    return [torch.load(io.BytesIO(data), weights_only=True) for data in gathered]
