@@ -15,6 +15,7 @@ class Batch:
     texts: B strings: a class prompt (image-label) or the caption (image-text).
     class_ids: int64 [B]: class in the stream's unified class space, or -1 for image-text.
     labels: int64 [B]: `unicl.objective.target_labels(class_ids, texts)`; equal labels are positives.
+    keys: B sample names (file path, shard/key or array index).
     bad: `(cause, key)` of samples this worker skipped since its previous batch.
     consumer, position: which worker made the batch and how far it had read (for resumption).
     """
@@ -23,6 +24,7 @@ class Batch:
     texts: list[str]
     class_ids: torch.Tensor
     labels: torch.Tensor
+    keys: list[str] = field(default_factory=list)
     bad: list[tuple[str, str]] = field(default_factory=list)
     consumer: int = 0
     position: int = 0
@@ -44,6 +46,7 @@ class Batch:
             self.texts,
             self.class_ids.to(device, non_blocking=non_blocking),
             self.labels.to(device, non_blocking=non_blocking),
+            self.keys,
             self.bad,
             self.consumer,
             self.position,

@@ -194,7 +194,7 @@ class UnifiedStream:
             consumers=self.consumers,
             start=start,
         )
-        images, texts, class_ids, bad = [], [], [], []
+        images, texts, class_ids, keys, bad = [], [], [], [], []
         position = start
         while count > 0:
             index, raw = next(samples)
@@ -213,13 +213,14 @@ class UnifiedStream:
             images.append(fit_square(image, self.image_size))
             texts.append(text)
             class_ids.append(class_id)
+            keys.append(raw.key)
             if len(texts) == self.batch_size:
                 ids = torch.tensor(class_ids, dtype=torch.int64)
                 labels = target_labels(
                     ids, texts, unique_captions=self.unique_captions, rank=self.rank
                 )
-                yield Batch(torch.stack(images), texts, ids, labels, bad, consumer, position)
-                images, texts, class_ids, bad = [], [], [], []
+                yield Batch(torch.stack(images), texts, ids, labels, keys, bad, consumer, position)
+                images, texts, class_ids, keys, bad = [], [], [], [], []
                 count -= 1
 
     def _prompt(
