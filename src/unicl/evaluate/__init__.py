@@ -1,17 +1,37 @@
-"""Evaluation of UniCL models: zero-shot classification, linear probes, retrieval, prediction."""
+"""Evaluation of UniCL models: zero-shot classification, linear probes, retrieval, prediction,
+embedding export. Every evaluator takes the model, the data (a source string or mapping, an
+opened source or an `EvalDataset`) and options, and returns a dict of metrics."""
 
+from unicl.evaluate.embed import embed_images, embed_texts, encode_dataset
+from unicl.evaluate.export import export_embeddings
+from unicl.evaluate.linear_probe import linear_probe, linear_probe_on_features
 from unicl.evaluate.logistic_regression import (
     LogisticRegression,
     fit_logistic_regression,
     select_l2,
 )
 from unicl.evaluate.metrics import classification_metrics, retrieval_recall, topk_accuracy
+from unicl.evaluate.predict import Prediction, predict
+from unicl.evaluate.retrieval import evaluate_retrieval
+from unicl.evaluate.zeroshot import classify, evaluate_zeroshot, zeroshot_classifier
 
 __all__ = [
     "LogisticRegression",
+    "Prediction",
     "classification_metrics",
+    "classify",
+    "embed_images",
+    "embed_texts",
+    "encode_dataset",
+    "evaluate_retrieval",
+    "evaluate_zeroshot",
+    "export_embeddings",
     "fit_logistic_regression",
+    "linear_probe",
+    "linear_probe_on_features",
+    "predict",
     "retrieval_recall",
     "select_l2",
     "topk_accuracy",
+    "zeroshot_classifier",
 ]

@@ -102,7 +102,7 @@ def stratified_split(
 
 
 def _accuracy(probe: LogisticRegression, features: torch.Tensor, labels: torch.Tensor) -> float:
-    return (probe.logits(features.float()).argmax(dim=1) == labels).float().mean().item()
+    return (probe.logits(features.float()).argmax(dim=1) == labels).double().mean().item()
 
 
 def select_l2(

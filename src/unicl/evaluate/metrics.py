@@ -24,7 +24,7 @@ def topk_accuracy(
     largest = min(max(ks), num_classes)
     top = logits.topk(largest, dim=1).indices
     hits = top == targets.unsqueeze(1)
-    return {k: hits[:, : min(k, num_classes)].any(dim=1).float().mean().item() for k in ks}
+    return {k: hits[:, : min(k, num_classes)].any(dim=1).double().mean().item() for k in ks}
 
 
 def confusion_matrix(
@@ -104,6 +104,6 @@ def retrieval_recall(
 
     metrics = {}
     for k in ks:
-        metrics[f"image_to_text_R@{k}"] = (image_rank < k).float().mean().item()
-        metrics[f"text_to_image_R@{k}"] = (text_rank < k).float().mean().item()
+        metrics[f"image_to_text_R@{k}"] = (image_rank < k).double().mean().item()
+        metrics[f"text_to_image_R@{k}"] = (text_rank < k).double().mean().item()
     return metrics

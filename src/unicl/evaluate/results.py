@@ -1,4 +1,4 @@
-"""Writing evaluation results: JSON files and the confusion-matrix figure, each atomically.
+"""Writing evaluation results: JSON files and figures, each atomically.
 
 A result file is written to a temporary file in the same directory and renamed over the target,
 so an interrupted run never leaves a half-written file in place of a good one.
@@ -16,27 +16,26 @@ from typing import Any
 import torch
 from matplotlib.figure import Figure
 
+from unicl.models.serialization import write_text_atomic
+
 _ANNOTATE_UP_TO = 20  # classes; beyond this the cell counts would be unreadable
 
 
-def _atomic_target(path: Path, suffix: str):
+def atomic_path(path: Path, suffix: str = "") -> Path:
+    """A new empty temporary file beside `path` (same directory, hidden name) to rename onto it."""
     path.parent.mkdir(parents=True, exist_ok=True)
     descriptor, temporary = tempfile.mkstemp(
         dir=path.parent, prefix=f".{path.name}.", suffix=suffix
     )
     os.close(descriptor)
+    os.chmod(temporary, 0o644)
     return Path(temporary)
 
 
 def write_json(path: str | Path, payload: dict[str, Any]) -> Path:
     """Write `payload` as indented JSON to `path` (atomically); returns the path."""
     path = Path(path)
-    temporary = _atomic_target(path, ".json")
-    try:
-        temporary.write_text(json.dumps(payload, indent=2, sort_keys=True) + "\n")
-        temporary.replace(path)
-    finally:
-        temporary.unlink(missing_ok=True)
+    write_text_atomic(path, json.dumps(payload, indent=2, sort_keys=True) + "\n")
     return path
 
 
@@ -75,7 +74,7 @@ def plot_confusion_matrix(
     axes.set_xlabel("predicted class")
     axes.set_ylabel("true class")
     figure.tight_layout()
-    temporary = _atomic_target(path, ".png")
+    temporary = atomic_path(path, ".png")
     try:
         figure.savefig(temporary, format="png", dpi=120)
         temporary.replace(path)

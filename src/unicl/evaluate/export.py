@@ -1,0 +1,90 @@
+"""Embedding export: image or text embeddings of a source to `.npy`, with a JSON Lines index.
+
+`FILE.npy` holds float32 [N, E] L2-normalised embeddings; `FILE.index.jsonl` has one line per
+row, in row order: `{"row", "sample", "key"}` plus `class_id`/`class_name` (image-label data) or
+`text` (captions). `sample` is the position in the source's storage order and `key` its name
+(file path, shard/key or array index). Unreadable images have no row.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+from typing import Literal
+
+import numpy as np
+from torch import nn
+
+from unicl.data import IMAGE_LABEL, IMAGE_TEXT
+from unicl.errors import UserInputError
+from unicl.evaluate.datasets import EvalData, eval_dataset
+from unicl.evaluate.embed import embed_texts, encode_dataset
+from unicl.evaluate.results import atomic_path
+from unicl.models.serialization import write_text_atomic
+
+
+def index_path(out: str | os.PathLike) -> Path:
+    """The index file written beside `out` (`emb.npy` -> `emb.index.jsonl`)."""
+    return Path(out).with_suffix(".index.jsonl")
+
+
+def _write(out: Path, embeddings: np.ndarray, entries: list[dict]) -> tuple[Path, Path]:
+    out = out if out.suffix == ".npy" else out.with_name(out.name + ".npy")
+    index = index_path(out)
+    temporary = atomic_path(out, ".npy")
+    try:
+        np.save(temporary, embeddings)
+        temporary.replace(out)
+    finally:
+        temporary.unlink(missing_ok=True)
+    lines = (json.dumps(entry, ensure_ascii=False) + "\n" for entry in entries)
+    write_text_atomic(index, "".join(lines))
+    return out, index
+
+
+def export_embeddings(
+    model: nn.Module,
+    data: EvalData,
+    out: str | os.PathLike,
+    *,
+    modality: Literal["image", "text"] = "image",
+    batch_size: int = 256,
+    num_workers: int = 0,
+    progress: bool | None = None,
+) -> tuple[Path, Path]:
+    """Write the embeddings of `data` to `out` (`.npy` added if missing) and its index.
+
+    modality `image`: every readable image. modality `text`: every caption of image-text data.
+    Returns `(npy path, index path)`.
+    """
+    dataset = eval_dataset(data, model)
+    raws = list(dataset.source.raw_samples())
+    if modality == "text":
+        if dataset.task != IMAGE_TEXT:
+            raise UserInputError(
+                f"{dataset.source.describe()} has no captions ({dataset.task} data); "
+                "export its images (--modality image) or give image-text data"
+            )
+        rows = [(sample, raw) for sample, raw in enumerate(raws) if raw.text]
+        features = embed_texts(
+            model, [raw.text for _, raw in rows], batch_size=batch_size, progress=progress
+        )
+        entries = [{"sample": sample, "key": raw.key, "text": raw.text} for sample, raw in rows]
+    elif modality == "image":
+        encoded = encode_dataset(
+            model, dataset, batch_size=batch_size, num_workers=num_workers, progress=progress
+        )
+        features = encoded.features
+        entries = []
+        for sample, target in zip(encoded.indices.tolist(), encoded.targets, strict=True):
+            entry = {"sample": sample, "key": raws[sample].key}
+            if dataset.task == IMAGE_LABEL:
+                entry.update(class_id=target, class_name=dataset.class_names[target])
+            else:
+                entry["text"] = target
+            entries.append(entry)
+    else:
+        raise UserInputError(f"modality {modality!r} is unknown; use 'image' or 'text'")
+    entries = [{"row": row, **entry} for row, entry in enumerate(entries)]
+    return _write(Path(out), features.numpy(), entries)
