@@ -2,6 +2,7 @@
 
 import math
 
+import pytest
 import torch
 
 from unicl.models import UniCLModel, create_model
@@ -81,3 +82,18 @@ def test_overrides_change_the_built_architecture():
     assert model.embed_dim == 64 and model.image_size == 28
     assert len(model.text_encoder.blocks) == 1
     assert model.encode_image(torch.randn(1, 3, 28, 28)).shape == (1, 64)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("arch", ["swin", "vit"])
+def test_torch_compile_gives_the_eager_outputs(arch):
+    vision = {
+        "swin": {"arch": "swin", "embed_dim": 16, "depths": [2, 2], "heads": [2, 4], "window": 4},
+        "vit": {"arch": "vit", "patch_size": 8, "width": 32, "depth": 2, "heads": 2},
+    }[arch]
+    model = create_model("unicl-tiny", vision=vision).eval()
+    images = torch.randn(2, 3, 32, 32)
+    tokens = model.tokenize(["a coat", "a bag"])
+    compiled = torch.compile(model)
+    for expected, actual in zip(model(images, tokens), compiled(images, tokens), strict=True):
+        torch.testing.assert_close(actual, expected, atol=1e-4, rtol=1e-4)

@@ -60,10 +60,19 @@ def load_config(name_or_path: str | os.PathLike) -> dict:
 
 
 def apply_overrides(config: dict, overrides: dict) -> dict:
-    """A copy of `config` with `overrides` merged in (nested dicts such as `vision` key by key)."""
+    """A copy of `config` with `overrides` applied.
+
+    A dict value merges into `vision`/`text` key by key, unless it names a different `arch`, in
+    which case it replaces that section.
+    """
     merged = copy.deepcopy(config)
     for key, value in overrides.items():
-        if isinstance(value, dict) and isinstance(merged.get(key), dict):
+        section = merged.get(key)
+        if (
+            isinstance(value, dict)
+            and isinstance(section, dict)
+            and value.get("arch", section.get("arch")) == section.get("arch")
+        ):
             merged[key] = {**merged[key], **copy.deepcopy(value)}
         else:
             merged[key] = copy.deepcopy(value)

@@ -109,8 +109,9 @@ def model_from_config(config: dict, base_dir: Path | None = None) -> UniCLModel:
 def create_model(name_or_path: str | os.PathLike, **overrides) -> UniCLModel:
     """A new model from a shipped config name (see `list_models()`) or a YAML/JSON config file.
 
-    `overrides` replace config keys; dict values merge into `vision`/`text` key by key, e.g.
-    `create_model("unicl-tiny", image_size=28, vision={"drop_path": 0.1})`.
+    `overrides` replace config keys; dict values merge into `vision`/`text` key by key unless
+    they name another `arch`, e.g. `create_model("unicl-tiny", image_size=28, text={"layers": 4})`
+    or `create_model("unicl-tiny", vision={"arch": "vit-ti-16"})`.
     """
     config = load_config(name_or_path)
     if overrides:

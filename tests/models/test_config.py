@@ -1,0 +1,80 @@
+"""Named configs, config files and overrides: every shipped model builds; bad keys are named."""
+
+import pytest
+import torch
+
+from unicl.errors import UserInputError
+from unicl.models import create_model, list_models
+
+from .conftest import parameter_count
+
+REQUIRED_NAMES = {
+    "unicl-tiny",
+    "unicl-tiny-minilm",
+    "unicl-resnet50",
+    "unicl-swin-t",
+    "unicl-swin-b",
+    "unicl-vit-b-16",
+}
+IMAGE_WIDTH = {"unicl-resnet50": 2048, "unicl-swin-t": 768, "unicl-swin-b": 1024}
+
+
+def test_the_required_configs_are_shipped():
+    assert set(list_models()) >= REQUIRED_NAMES
+
+
+@pytest.mark.parametrize("name", sorted(set(list_models()) - {"unicl-tiny-minilm"}))
+def test_every_from_scratch_config_builds(name):
+    with torch.device("meta"):
+        model = create_model(name)
+    assert model.tokenize(["a photo of a cat."]).shape == (1, model.context_length)
+    if name in IMAGE_WIDTH:
+        assert model.image_encoder.width == IMAGE_WIDTH[name]
+        assert model.image_size == 224 and model.embed_dim == 512
+        text = model.text_encoder
+        assert len(text.blocks) == 12 and text.width == 512 and model.context_length == 77
+        width = 512  # per pre-norm block: 12 w^2 weights + 13 w biases and norm gains
+        assert parameter_count(text.blocks) == 12 * (12 * width**2 + 13 * width)
+
+
+def test_a_config_file_builds_a_model(tmp_path):
+    path = tmp_path / "mine.yaml"
+    path.write_text(
+        "embed_dim: 16\nimage_size: 32\nimage_mean: [0.5, 0.5, 0.5]\nimage_std: [0.5, 0.5, 0.5]\n"
+        "context_length: 8\ntokenizer: bpe-4k\n"
+        "vision: {arch: vit, patch_size: 16, width: 32, depth: 1, heads: 2}\n"
+        "text: {arch: transformer, width: 16, layers: 1, heads: 2}\n"
+    )
+    model = create_model(path)
+    assert model.encode_image(torch.randn(1, 3, 32, 32)).shape == (1, 16)
+
+
+@pytest.mark.parametrize(
+    ("overrides", "message"),
+    [
+        ({"embeddim": 3}, "unknown model config keys \\['embeddim'\\]"),
+        ({"embed_dim": "big"}, "embed_dim='big' should be a int"),
+        ({"image_mean": [0.5]}, "image_mean should be 3 numbers"),
+        ({"vision": {"arch": "resnet51"}}, "unknown vision arch 'resnet51'"),
+        ({"vision": {"depth": 3}}, "vision \\(resnet\\): unknown keys \\['depth'\\]"),
+        ({"text": {"arch": "lstm"}}, "unknown text arch 'lstm'"),
+        ({"tokenizer": "missing.json"}, "tokenizer 'missing.json'"),
+    ],
+)
+def test_bad_overrides_are_reported_by_name(overrides, message):
+    with pytest.raises(UserInputError, match=message):
+        create_model("unicl-tiny", **overrides)
+
+
+def test_unknown_names_and_files_are_refused(tmp_path):
+    with pytest.raises(UserInputError, match="neither a model name"):
+        create_model("unicl-huge")
+    (tmp_path / "bad.yaml").write_text("embed_dim: [1\n")
+    with pytest.raises(UserInputError, match="not a valid config file"):
+        create_model(tmp_path / "bad.yaml")
+
+
+def test_an_override_naming_another_arch_replaces_the_section():
+    model = create_model("unicl-tiny", vision={"arch": "vit-ti-16"})
+    assert model.image_encoder.width == 192
+    assert model.encode_image(torch.randn(1, 3, 32, 32)).shape == (1, model.embed_dim)
