@@ -1,0 +1,66 @@
+"""`inspect`: what a source holds, how much of it is bad, and a contact sheet of samples."""
+
+from __future__ import annotations
+
+import itertools
+import textwrap
+from collections import Counter
+from pathlib import Path
+
+from matplotlib.figure import Figure
+
+from unicl.data.images import BadSample
+from unicl.data.registry import open_source
+from unicl.data.source import IMAGE_LABEL, Source, decode
+
+
+def inspect_source(
+    source: str | Source, *, sheet: Path | None = None, shown: int = 16, limit: int | None = None
+) -> dict:
+    """Kind, task, sample count, classes and bad samples (by cause, of the first `limit` or all);
+    with `sheet`, a PNG grid of the first `shown` good samples with their texts."""
+    opened = source if isinstance(source, Source) else open_source(source)
+    bad: Counter = Counter()
+    examples = []
+    checked = 0
+    for raw in itertools.islice(opened.raw_samples(), limit):
+        checked += 1
+        try:
+            image, text, class_id = decode(raw)
+        except BadSample as error:
+            bad[error.cause] += 1
+            continue
+        if len(examples) < shown:
+            caption = opened.class_names[class_id] if opened.task == IMAGE_LABEL else text
+            examples.append((image, caption))
+    report = {
+        "source": source if isinstance(source, str) else opened.spec.location,
+        "kind": opened.kind,
+        "task": opened.task,
+        "samples": len(opened),
+        "classes": opened.class_names,
+        "checked": checked,
+        "bad": dict(bad),
+        "unreadable": sum(bad.values()),
+    }
+    if sheet is not None and examples:
+        write_contact_sheet(examples, sheet)
+        report["sheet"] = str(sheet)
+    return report
+
+
+def write_contact_sheet(examples: list, path: Path, columns: int = 4) -> None:
+    """A grid of (image, text) written atomically as PNG."""
+    rows = (len(examples) + columns - 1) // columns
+    figure = Figure(figsize=(2.4 * columns, 2.7 * rows))
+    axes = figure.subplots(rows, columns, squeeze=False)
+    for axis in axes.flat:
+        axis.axis("off")
+    for axis, (image, text) in zip(axes.flat, examples, strict=False):
+        axis.imshow(image)
+        axis.set_title("\n".join(textwrap.wrap(str(text), 24)[:3]), fontsize=8)
+    figure.tight_layout()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    temporary = path.with_name(f".{path.name}.tmp.png")
+    figure.savefig(temporary, dpi=80)
+    temporary.replace(path)
