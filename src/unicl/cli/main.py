@@ -12,7 +12,7 @@ import sys
 
 from unicl.errors import UserInputError
 
-COMMAND_MODULES: tuple[str, ...] = ("tokenizer",)
+COMMAND_MODULES: tuple[str, ...] = ("data", "tokenizer")
 
 
 def build_parser() -> argparse.ArgumentParser:
