@@ -12,7 +12,7 @@ import sys
 
 from unicl.errors import UserInputError
 
-COMMAND_MODULES: tuple[str, ...] = ("data", "tokenizer")
+COMMAND_MODULES: tuple[str, ...] = ("data", "tokenizer", "evaluate", "predict")
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -1,0 +1,102 @@
+"""`unicl predict MODEL_DIR IMAGE... --labels "cat,dog"` and `unicl embed MODEL_DIR --data SOURCE
+--out FILE`: top-k labels of image files, and embeddings exported to .npy with an index."""
+
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+
+from unicl.cli.evaluate import add_model_options, load_model
+from unicl.errors import UserInputError
+from unicl.evaluate import Prediction, export_embeddings, predict
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    parser = subparsers.add_parser(
+        "predict", help="the most probable labels of image files (zero-shot)"
+    )
+    add_model_options(parser)
+    parser.add_argument("images", nargs="+", type=Path, metavar="IMAGE", help="image files")
+    labels = parser.add_mutually_exclusive_group(required=True)
+    labels.add_argument("--labels", help='comma-separated class names, e.g. "cat,dog,ship"')
+    labels.add_argument("--labels-file", type=Path, help="a file with one class name per line")
+    parser.add_argument(
+        "--templates", default="default", help="template set name (default, imagenet) or a file"
+    )
+    parser.add_argument("--top-k", type=int, default=5, help="labels shown per image (default 5)")
+    parser.add_argument("--json", action="store_true", help="print JSON instead of a table")
+    parser.set_defaults(func=run_predict)
+
+    embed = subparsers.add_parser("embed", help="export image or caption embeddings to .npy")
+    add_model_options(embed)
+    embed.add_argument("--data", required=True, help="a source (see docs/data.md)")
+    embed.add_argument("--out", type=Path, required=True, help="the .npy file to write")
+    embed.add_argument(
+        "--modality",
+        choices=("image", "text"),
+        default="image",
+        help="embed the images (default) or the captions of image-text data",
+    )
+    embed.add_argument("--workers", type=int, default=0, help="DataLoader worker processes")
+    embed.set_defaults(func=run_embed)
+
+
+def read_labels(args: argparse.Namespace) -> list[str]:
+    """Class names from `--labels` (comma-separated) or `--labels-file` (one per line)."""
+    if args.labels is not None:
+        return [name.strip() for name in args.labels.split(",") if name.strip()]
+    if not args.labels_file.is_file():
+        raise UserInputError(f"labels file {str(args.labels_file)!r} does not exist")
+    lines = args.labels_file.read_text(encoding="utf-8").splitlines()
+    return [line.strip() for line in lines if line.strip()]
+
+
+def format_table(predictions: list[Prediction]) -> str:
+    """One block per image: the image, then `label  probability` rows, most probable first."""
+    width = max(len(label) for p in predictions for label in p.labels)
+    blocks = []
+    for prediction in predictions:
+        rows = [prediction.image]
+        rows += [
+            f"  {label:<{width}}  {probability:6.1%}"
+            for label, probability in zip(prediction.labels, prediction.probabilities, strict=True)
+        ]
+        blocks.append("\n".join(rows))
+    return "\n".join(blocks)
+
+
+def run_predict(args: argparse.Namespace) -> int:
+    labels = read_labels(args)
+    if not labels:
+        raise UserInputError("the label list is empty; pass --labels 'cat,dog' or --labels-file")
+    model = load_model(args)
+    predictions = predict(
+        model,
+        args.images,
+        labels,
+        templates=args.templates,
+        top_k=args.top_k,
+        batch_size=args.batch_size,
+    )
+    if args.json:
+        print(json.dumps([vars(p) for p in predictions], indent=2, ensure_ascii=False))
+    else:
+        print(format_table(predictions))
+    return 0
+
+
+def run_embed(args: argparse.Namespace) -> int:
+    if args.workers < 0:
+        raise UserInputError(f"--workers is {args.workers}; it must be 0 or more")
+    model = load_model(args)
+    npy, index = export_embeddings(
+        model,
+        args.data,
+        args.out,
+        modality=args.modality,
+        batch_size=args.batch_size,
+        num_workers=args.workers,
+    )
+    print(f"wrote {npy} and {index}")
+    return 0
