@@ -15,7 +15,6 @@ Run from the repository root: `python data/demo/make_demo_data.py` (needs `npm` 
 from __future__ import annotations
 
 import argparse
-import gzip
 import io
 import json
 import random
@@ -28,16 +27,10 @@ import numpy as np
 import webdataset as wds
 from PIL import Image
 
-from unicl.data.arrays import read_idx
+from unicl.data.arrays import read_idx, write_idx
 from unicl.data.classes import KNOWN_CLASS_NAMES
 
 EMOJI_PACKAGE = "emoji-datasource-twitter@16.0.0"
-
-
-def write_idx(path: Path, array: np.ndarray) -> None:
-    """Write uint8 `array` as gzip-compressed IDX (magic 0x0000 08 ndim, big-endian dims)."""
-    header = bytes([0, 0, 0x08, array.ndim]) + np.asarray(array.shape, dtype=">u4").tobytes()
-    path.write_bytes(gzip.compress(header + array.astype(np.uint8).tobytes(), mtime=0))
 
 
 def make_fashion_mnist(source: Path, out: Path, counts: dict[str, int], seed: int) -> None:

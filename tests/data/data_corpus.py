@@ -10,7 +10,7 @@ import numpy as np
 import webdataset as wds
 from PIL import Image
 
-from unicl.data.arrays import read_idx
+from unicl.data.arrays import read_idx, write_idx
 from unicl.data.classes import KNOWN_CLASS_NAMES
 from unicl.data.shards import iterate_shard
 
@@ -79,3 +79,13 @@ def write_label_shards(root: Path, count: int, per_shard: int) -> str:
             )
     last = (count - 1) // per_shard
     return str(root / f"part-{{0000..{last:04d}}}.tar")
+
+
+def write_idx_folder(root: Path, counts: dict[str, int]) -> Path:
+    """A small Fashion-MNIST folder in the Debian layout: `{split}-images-idx3-ubyte.gz` etc."""
+    root.mkdir(parents=True, exist_ok=True)
+    for split, count in counts.items():
+        images, labels = fashion_arrays(count, split)
+        write_idx(root / f"{split}-images-idx3-ubyte.gz", images)
+        write_idx(root / f"{split}-labels-idx1-ubyte.gz", labels)
+    return root

@@ -16,7 +16,7 @@ from unicl.errors import UserInputError
 def read_idx(path: Path) -> np.ndarray:
     """An IDX array (optionally gzip-compressed): magic `0 0 type ndim`, big-endian u32 dims."""
     data = path.read_bytes()
-    if path.suffix == ".gz":
+    if data[:2] == b"\x1f\x8b":
         data = gzip.decompress(data)
     if len(data) < 4 or data[0] != 0 or data[1] != 0 or data[2] != 0x08:
         raise UserInputError(f"{path} is not an IDX file of unsigned bytes (bad magic number)")
@@ -26,6 +26,12 @@ def read_idx(path: Path) -> np.ndarray:
     if len(data) != expected:
         raise UserInputError(f"{path} holds {len(data)} bytes, its header promises {expected}")
     return np.frombuffer(data, dtype=np.uint8, offset=4 + 4 * ndim).reshape(dims)
+
+
+def write_idx(path: Path, array: np.ndarray) -> None:
+    """Write a uint8 array as gzip-compressed IDX (reproducible bytes: no gzip timestamp)."""
+    header = bytes([0, 0, 0x08, array.ndim]) + np.asarray(array.shape, dtype=">u4").tobytes()
+    path.write_bytes(gzip.compress(header + array.astype(np.uint8).tobytes(), mtime=0))
 
 
 class ArraySource(IndexedSource):

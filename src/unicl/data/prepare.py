@@ -13,7 +13,7 @@ from unicl.errors import UserInputError
 DEBIAN_FASHION_MNIST = Path("/usr/share/datasets/fashion-mnist")
 FASHION_MNIST_URL = "http://fashion-mnist.s3-website.eu-central-1.amazonaws.com/"
 """The download location given in Fashion-MNIST's README (Zalando Research)."""
-FASHION_MNIST_SPLITS = {"train": ("train", 60000), "test": ("t10k", 10000)}
+FASHION_MNIST_SPLITS = {"train": "train", "test": "t10k"}
 
 
 def fashion_mnist_files(prefix: str) -> tuple[str, str]:
@@ -21,13 +21,12 @@ def fashion_mnist_files(prefix: str) -> tuple[str, str]:
 
 
 def download_fashion_mnist(folder: Path, base_url: str = FASHION_MNIST_URL) -> Path:
-    """Fetch the four IDX files into `folder` (each checked, then renamed into place)."""
+    """Fetch the four IDX files into `folder`; each is checked (IDX header, as many labels as
+    images) before it is renamed into place."""
     folder.mkdir(parents=True, exist_ok=True)
-    for prefix, count in FASHION_MNIST_SPLITS.values():
+    for prefix in FASHION_MNIST_SPLITS.values():
+        fetched = []
         for name in fashion_mnist_files(prefix):
-            target = folder / name
-            if target.is_file():
-                continue
             partial = folder / f".{name}.part"
             try:
                 urllib.request.urlretrieve(base_url + name, partial)
@@ -36,23 +35,29 @@ def download_fashion_mnist(folder: Path, base_url: str = FASHION_MNIST_URL) -> P
                     f"could not download {base_url + name} ({error}); install Debian's "
                     f"dataset-fashion-mnist or pass --from a folder holding {name}"
                 ) from None
-            if len(read_idx(partial)) != count:
-                raise UserInputError(f"{base_url + name} does not hold {count} items")
-            partial.replace(target)
+            fetched.append(len(read_idx(partial)))
+        if fetched[0] != fetched[1]:
+            raise UserInputError(
+                f"{base_url}: {prefix} has {fetched[0]} images but {fetched[1]} labels"
+            )
+        for name in fashion_mnist_files(prefix):
+            (folder / f".{name}.part").replace(folder / name)
     return folder
 
 
-def locate_fashion_mnist(source: Path | None, download_to: Path) -> Path:
+def locate_fashion_mnist(
+    source: Path | None, download_to: Path, base_url: str = FASHION_MNIST_URL
+) -> Path:
     """The folder with Fashion-MNIST's IDX files: `source`, else Debian's, else a download."""
     if source is not None:
         return source
     if all(
         (DEBIAN_FASHION_MNIST / name).is_file()
-        for p, _ in FASHION_MNIST_SPLITS.values()
+        for p in FASHION_MNIST_SPLITS.values()
         for name in fashion_mnist_files(p)
     ):
         return DEBIAN_FASHION_MNIST
-    return download_fashion_mnist(download_to)
+    return download_fashion_mnist(download_to, base_url)
 
 
 def prepare_fashion_mnist(
@@ -66,7 +71,7 @@ def prepare_fashion_mnist(
         raise UserInputError(f"format {fmt!r} is unknown; use 'folder' or 'shards'")
     folder = locate_fashion_mnist(source, out / "downloads")
     report = {"from": str(folder)}
-    for split, (prefix, _) in FASHION_MNIST_SPLITS.items():
+    for split, prefix in FASHION_MNIST_SPLITS.items():
         images = folder / fashion_mnist_files(prefix)[0]
         if not images.is_file():
             raise UserInputError(f"{folder} has no {images.name}; it is not a Fashion-MNIST folder")
