@@ -114,6 +114,6 @@ class ListStream:
         self.position = state["position"]
 
 
-def noisy_augment(images: torch.Tensor) -> torch.Tensor:
+def noisy_augment(images: torch.Tensor, class_ids=None) -> torch.Tensor:
     """uint8 -> float with random noise (draws from torch's generator, like real augmentation)."""
     return images.float() / 255 + 0.01 * torch.randn(images.shape)

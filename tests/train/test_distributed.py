@@ -27,7 +27,9 @@ def _train(config, context, directory):
     stream = ListStream(GLOBAL_BATCH, context.rank, context.world_size)
     state = build_state(config, context, model, stream, num_classes=3)
     with StopRequest() as stop:
-        run_loop(state, iter(stream), lambda images: images.float() / 255, lambda s: {}, stop)
+        run_loop(
+            state, iter(stream), lambda images, class_ids: images.float() / 255, lambda s: {}, stop
+        )
     if context.is_main:
         torch.save(state.task.state_dict(), directory / "weights.pt")
 

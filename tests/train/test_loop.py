@@ -109,7 +109,7 @@ class PoisonedStream(ListStream):
             yield batch
 
 
-def nan_augment(images):
+def nan_augment(images, class_ids=None):
     """Turns the all-zero (poisoned) batches into NaN."""
     out = noisy_augment(images)
     return out * float("nan") if not bool(images.any()) else out

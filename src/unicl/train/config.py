@@ -49,12 +49,18 @@ class DataConfig:
     """`sources`: source strings or mappings as `unicl.data.parse_source` reads them (location,
     weight, classes, templates, ...). `batch_size` is per process and per micro-batch: the global
     batch of one optimiser step is `batch_size * accumulation_steps * world_size`, and every sample
-    of it is a negative of every other (see `unicl.train.accumulation`)."""
+    of it is a negative of every other (see `unicl.train.accumulation`). `balance`: the paper's
+    balanced sampler (as many image-label as image-text samples per epoch); `merge_classes`: equal
+    class names in two sources share a label; `augment`: keyword arguments of
+    `unicl.data.BatchAugment` (e.g. `{scale: [0.5, 1.0], jitter: 0.4, flip_p: 0.5}`)."""
 
     sources: list[Any] = field(default_factory=list)
     batch_size: int = 64
     accumulation_steps: int = 1
     workers: int = 2
+    balance: bool = True
+    merge_classes: bool = False
+    augment: dict[str, Any] = field(default_factory=dict)
 
     def validate(self) -> None:
         _require(len(self.sources) > 0, "data.sources", self.sources, "a non-empty list")
@@ -186,12 +192,20 @@ class CheckpointConfig:
 
 @dataclass
 class ZeroShotConfig:
-    """A held-out image-label source evaluated by zero-shot classification with prompt
-    classifiers built from the template set `templates`."""
+    """A held-out image-label source (a source string or mapping, as in `data.sources`) scored by
+    zero-shot classification with prompt classifiers from `templates` (a template set name or
+    file; null: the source's own). `name` prefixes its metrics (default: the source's name)."""
 
-    path: str
+    source: Any = None
     name: str | None = None
-    templates: str = "clip"
+    templates: str | None = None
+
+    def validate(self) -> None:
+        _require(self.source is not None, "evaluation.zeroshot.source", None, "a source")
+        try:
+            parse_source(self.source)
+        except UserInputError as error:
+            raise UserInputError(f"config key 'evaluation.zeroshot.source': {error}") from None
 
 
 @dataclass

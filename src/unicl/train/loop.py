@@ -72,7 +72,7 @@ class _Window:
 def run_loop(
     state: TrainingState,
     batches: Iterator[Any],
-    augment: Callable[[torch.Tensor], torch.Tensor],
+    augment: Callable[[torch.Tensor, torch.Tensor], torch.Tensor],
     evaluate: Evaluate,
     stop: StopRequest,
 ) -> LoopResult:

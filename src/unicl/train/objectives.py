@@ -26,7 +26,8 @@ from unicl.train.config import ObjectiveConfig
 
 Tensors = dict[str, torch.Tensor]
 Encoded = tuple[tuple[torch.Tensor, ...], tuple[torch.Tensor, ...]]
-Augment = Callable[[torch.Tensor], torch.Tensor]
+Augment = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
+"""uint8 images [B,3,h,w] and class ids [B] -> normalised float images (`BatchAugment`)."""
 
 
 class UniCLTask(nn.Module):
@@ -39,7 +40,7 @@ class UniCLTask(nn.Module):
 
     def prepare(self, batch, augment: Augment, device: torch.device) -> Tensors:
         return {
-            "images": augment(batch.images.to(device, non_blocking=True)),
+            "images": augment(batch.images.to(device, non_blocking=True), batch.class_ids),
             "tokens": self.model.tokenize(batch.texts).to(device, non_blocking=True),
             "labels": batch.labels.to(device, non_blocking=True),
         }
@@ -66,7 +67,7 @@ class CrossEntropyTask(nn.Module):
 
     def prepare(self, batch, augment: Augment, device: torch.device) -> Tensors:
         return {
-            "images": augment(batch.images.to(device, non_blocking=True)),
+            "images": augment(batch.images.to(device, non_blocking=True), batch.class_ids),
             "class_ids": batch.class_ids.to(device, non_blocking=True),
         }
 
@@ -102,7 +103,9 @@ class SupConTask(nn.Module):
     def prepare(self, batch, augment: Augment, device: torch.device) -> Tensors:
         images = batch.images.to(device, non_blocking=True)
         return {
-            "views": torch.stack([augment(images), augment(images)], dim=1),
+            "views": torch.stack(
+                [augment(images, batch.class_ids), augment(images, batch.class_ids)], dim=1
+            ),
             "labels": batch.labels.to(device, non_blocking=True),
         }
 

@@ -1,0 +1,187 @@
+"""`train(config)`: a whole run from a `TrainConfig`, on one process or under torchrun.
+
+Builds the model, the data stream and the augmentation, resumes if asked, runs the loop, and on
+rank 0 writes under `run.output_dir`: `config.yaml` (resolved), `metrics.jsonl`, `checkpoints/`,
+`model/` (the trained model, `unicl.models.load`-able; the EMA weights when kept) and `report.md`
+with its plots.
+"""
+
+from __future__ import annotations
+
+import os
+import random
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from unicl.data import Batch, BatchAugment, UnifiedStream
+from unicl.errors import UserInputError
+from unicl.models import create_model, load
+from unicl.train.checkpoint import load_checkpoint, resolve_resume
+from unicl.train.config import TrainConfig, config_to_yaml
+from unicl.train.distributed import ProcessContext, close_process, init_process
+from unicl.train.evaluation import evaluate_run
+from unicl.train.loop import run_loop
+from unicl.train.report import write_report
+from unicl.train.signals import StopRequest
+from unicl.train.state import TrainingState, build_state
+
+MODEL_DIR = "model"
+
+
+@dataclass
+class TrainResult:
+    """What a run produced. `stopped_by` is the signal that interrupted it (None if finished);
+    `model_dir` and `report` are None on ranks other than 0 and for interrupted runs."""
+
+    output_dir: Path
+    step: int
+    stopped_by: int | None
+    checkpoint: Path | None
+    model_dir: Path | None
+    report: Path | None
+    evaluation: dict[str, float]
+    last_record: dict[str, Any]
+
+
+def train(config: TrainConfig, resume: str | None = None) -> TrainResult:
+    """Run training as configured; `resume` is `latest` or a checkpoint path."""
+    context = init_process(config.run.device)
+    try:
+        return _train(config, context, resume)
+    finally:
+        close_process()
+
+
+def _train(config: TrainConfig, context: ProcessContext, resume: str | None) -> TrainResult:
+    checkpoint = resolve_resume(resume, config.output_dir) if resume is not None else None
+    _configure_torch(config)
+    _seed_everything(config.run.seed)
+    model = _create_model(config)
+    stream = UnifiedStream(
+        config.data.sources,
+        batch_size=config.data.batch_size,
+        image_size=model.image_size,
+        seed=config.run.seed,
+        balance=config.data.balance,
+        merge_classes=config.data.merge_classes,
+        num_workers=config.data.workers,
+        rank=context.rank,
+        world_size=context.world_size,
+        pin_memory=context.device.type == "cuda",
+    )
+    augment = _build_augment(config, model).to(context.device)
+    state = build_state(config, context, model, stream, num_classes=len(stream.class_names))
+    _seed_everything(config.run.seed + context.rank)  # augmentation differs across ranks
+    if checkpoint is not None:
+        state.load_state_dict(load_checkpoint(checkpoint))
+    if context.is_main:
+        config.output_dir.mkdir(parents=True, exist_ok=True)
+        _write_atomic(config.output_dir / "config.yaml", config_to_yaml(config))
+    batches = _endless(stream)
+    try:
+        with StopRequest() as stop:
+            result = run_loop(state, batches, augment, evaluate_run, stop)
+    finally:
+        batches.close()
+    model_dir = report = None
+    if context.is_main and result.stopped_by is None:
+        model_dir = config.output_dir / MODEL_DIR
+        state.model.save_pretrained(model_dir)
+        report = write_report(config.output_dir, _summary(state, result), config_to_yaml(config))
+    return TrainResult(
+        output_dir=config.output_dir,
+        step=result.step,
+        stopped_by=result.stopped_by,
+        checkpoint=result.checkpoint,
+        model_dir=model_dir,
+        report=report,
+        evaluation=result.evaluation,
+        last_record=result.last_record,
+    )
+
+
+def _create_model(config: TrainConfig) -> torch.nn.Module:
+    """A registered name or model config file -> a new model; a saved model directory -> its
+    weights (fine-tuning)."""
+    name = config.model.name
+    if Path(name).is_dir():
+        if config.model.overrides:
+            raise UserInputError(
+                f"model.overrides apply to new models, not to the saved model {name!r}; remove them"
+            )
+        return load(name)
+    return create_model(name, **config.model.overrides)
+
+
+def _build_augment(config: TrainConfig, model: torch.nn.Module) -> BatchAugment:
+    try:
+        return BatchAugment(
+            model.image_size, model.image_mean, model.image_std, **config.data.augment
+        )
+    except TypeError as error:
+        raise UserInputError(f"config key 'data.augment': {error}") from None
+
+
+def _endless(stream: UnifiedStream) -> Iterator[Batch]:
+    """Batches across epochs (the stream advances its epoch after each pass).
+
+    Fetching runs with the CPU generator forked: the stream is seeded on its own, and DataLoader
+    draws a seed from the global generator when an epoch's iterator starts; isolated, that draw
+    cannot shift the augmentation's random numbers after a mid-epoch resumption."""
+    while True:
+        batches = iter(stream)
+        while True:
+            with torch.random.fork_rng(devices=[]):
+                batch = next(batches, None)
+            if batch is None:
+                break
+            yield batch
+
+
+def _configure_torch(config: TrainConfig) -> None:
+    if config.run.threads is not None:
+        torch.set_num_threads(config.run.threads)
+    if config.run.deterministic:
+        os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")
+        torch.use_deterministic_algorithms(True)
+        torch.backends.cudnn.benchmark = False
+
+
+def _seed_everything(seed: int) -> None:
+    random.seed(seed)
+    np.random.seed(seed % 2**32)
+    torch.manual_seed(seed)
+
+
+def _summary(state: TrainingState, result) -> dict[str, Any]:
+    config, counters = state.config, state.counters
+    record = result.last_record
+    summary = {
+        "model": config.model.name,
+        "objective": config.objective.name,
+        "steps": counters.step,
+        "samples seen": counters.samples,
+        "global batch": state.global_batch,
+        "processes": state.context.world_size,
+        "peak learning rate": max(state.scheduler.base_lrs),
+        "precision": config.run.precision,
+        "final loss": record.get("loss"),
+        "final logit scale": record.get("logit_scale"),
+        "skipped steps (non-finite loss)": counters.skipped_steps,
+        "training time (s)": round(counters.elapsed_s, 1),
+        "throughput (samples/s)": counters.samples / max(counters.elapsed_s, 1e-9),
+        "trained model": str(config.output_dir / MODEL_DIR),
+    }
+    summary.update({f"eval {k}": v for k, v in result.evaluation.items()})
+    return summary
+
+
+def _write_atomic(path: Path, text: str) -> None:
+    temporary = path.with_name(f".{path.name}.tmp")
+    temporary.write_text(text)
+    temporary.replace(path)

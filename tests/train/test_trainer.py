@@ -1,0 +1,57 @@
+"""Whole runs of `train()` on the shipped demo data with the real `unicl-tiny`."""
+
+import pytest
+import torch
+
+from unicl.models import load
+from unicl.train import load_config, train
+from unicl.train.checkpoint import list_checkpoints
+from unicl.train.metrics import read_metrics
+
+pytestmark = pytest.mark.slow
+
+SMALL = [
+    "data.batch_size=16",
+    "data.workers=0",
+    "schedule.steps=4",
+    "schedule.warmup_steps=1",
+    "checkpoint.every_steps=2",
+    "checkpoint.keep_last=5",
+    "logging.every_steps=1",
+    "logging.progress=false",
+    "optim.ema_decay=0.5",
+    "evaluation.zeroshot=[]",
+    "run.deterministic=true",
+]
+
+
+def _config(output_dir, *extra):
+    return load_config("configs/demo.yaml", [*SMALL, f"run.output_dir={output_dir}", *extra])
+
+
+def test_a_run_writes_model_metrics_checkpoints_and_report(tmp_path):
+    result = train(_config(tmp_path / "run"))
+    assert result.step == 4 and result.stopped_by is None
+    assert [p.name for p in list_checkpoints(tmp_path / "run")] == [
+        "step_00000002.pt",
+        "step_00000004.pt",
+    ]
+    records = read_metrics(tmp_path / "run" / "metrics.jsonl")
+    assert [r["step"] for r in records] == [1, 2, 3, 4]
+    report = result.report.read_text()
+    assert "| global batch | 16 |" in report and "![training loss](loss.png)" in report
+    for plot in ("loss.png", "lr.png", "logit_scale.png"):
+        assert (tmp_path / "run" / plot).stat().st_size > 0
+    model = load(result.model_dir)
+    assert model.image_size == 32
+
+
+def test_resuming_a_checkpoint_reproduces_the_uninterrupted_weights(tmp_path):
+    whole = train(_config(tmp_path / "whole"))
+    halfway = list_checkpoints(tmp_path / "whole")[0]
+    resumed = train(_config(tmp_path / "resumed"), resume=str(halfway))
+    assert resumed.step == 4
+    expected = load(whole.model_dir).state_dict()
+    actual = load(resumed.model_dir).state_dict()
+    for name, value in expected.items():
+        assert torch.equal(actual[name], value), name
