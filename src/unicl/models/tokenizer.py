@@ -10,6 +10,7 @@ import os
 from collections.abc import Iterable, Sequence
 from pathlib import Path
 
+import numpy as np
 import tokenizers
 import torch
 from tokenizers import decoders, models, normalizers, pre_tokenizers, processors, trainers
@@ -50,9 +51,8 @@ class Tokenizer:
         if isinstance(texts, str):
             texts = [texts]
         encodings = self.backend.encode_batch(list(texts))
-        return torch.tensor([e.ids for e in encodings], dtype=torch.int64).view(
-            len(encodings), self.context_length
-        )
+        ids = np.array([e.ids for e in encodings], dtype=np.int64)
+        return torch.from_numpy(ids.reshape(len(encodings), self.context_length))
 
     def decode(self, ids: Sequence[int]) -> str:
         return self.backend.decode(list(ids), skip_special_tokens=True)
