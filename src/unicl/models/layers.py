@@ -11,7 +11,8 @@ class Attention(nn.Module):
     """Multi-head self-attention through `F.scaled_dot_product_attention`.
 
     Input and output `[*batch, N, dim]`. `attn_mask` is an additive float mask broadcastable to
-    `[*batch, heads, N, N]`; `is_causal` masks future positions.
+    `[*batch, heads, N, N]`; `is_causal` masks future positions. Leading batch dimensions are
+    flattened into one, so SDPA always sees 4-D inputs (which its fused kernels require).
     """
 
     def __init__(self, dim: int, heads: int, qkv_bias: bool = True):
@@ -25,13 +26,14 @@ class Attention(nn.Module):
     def forward(
         self, x: torch.Tensor, attn_mask: torch.Tensor | None = None, is_causal: bool = False
     ) -> torch.Tensor:
-        qkv = self.qkv(x).unflatten(-1, (3, self.heads, -1)).movedim(-3, 0).transpose(-3, -2)
+        batch_shape, (length, dim) = x.shape[:-2], x.shape[-2:]
+        qkv = self.qkv(x.reshape(-1, length, dim)).unflatten(-1, (3, self.heads, -1))
+        q, k, v = qkv.permute(2, 0, 3, 1, 4)
         if attn_mask is not None:
-            attn_mask = attn_mask.to(qkv.dtype)
-        out = F.scaled_dot_product_attention(
-            qkv[0], qkv[1], qkv[2], attn_mask=attn_mask, is_causal=is_causal
-        )
-        return self.proj(out.transpose(-3, -2).flatten(-2))
+            attn_mask = attn_mask.to(q.dtype).expand(*batch_shape, self.heads, length, length)
+            attn_mask = attn_mask.reshape(-1, self.heads, length, length)
+        out = F.scaled_dot_product_attention(q, k, v, attn_mask=attn_mask, is_causal=is_causal)
+        return self.proj(out.transpose(1, 2).reshape(*batch_shape, length, dim))
 
 
 class Mlp(nn.Sequential):
