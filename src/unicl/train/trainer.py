@@ -57,8 +57,10 @@ def train(config: TrainConfig, resume: str | None = None) -> TrainResult:
         close_process()
 
 
-def _train(config: TrainConfig, context: ProcessContext, resume: str | None) -> TrainResult:
-    checkpoint = resolve_resume(resume, config.output_dir) if resume is not None else None
+def build_run(
+    config: TrainConfig, context: ProcessContext
+) -> tuple[TrainingState, Iterator[Batch], BatchAugment]:
+    """The state, the endless batch iterator and the augmentation of a fresh run (seeded)."""
     _configure_torch(config)
     _seed_everything(config.run.seed)
     model = _create_model(config)
@@ -77,12 +79,17 @@ def _train(config: TrainConfig, context: ProcessContext, resume: str | None) -> 
     augment = _build_augment(config, model).to(context.device)
     state = build_state(config, context, model, stream, num_classes=len(stream.class_names))
     _seed_everything(config.run.seed + context.rank)  # augmentation differs across ranks
+    return state, _endless(stream), augment
+
+
+def _train(config: TrainConfig, context: ProcessContext, resume: str | None) -> TrainResult:
+    checkpoint = resolve_resume(resume, config.output_dir) if resume is not None else None
+    state, batches, augment = build_run(config, context)
     if checkpoint is not None:
         state.load_state_dict(load_checkpoint(checkpoint))
     if context.is_main:
         config.output_dir.mkdir(parents=True, exist_ok=True)
         _write_atomic(config.output_dir / "config.yaml", config_to_yaml(config))
-    batches = _endless(stream)
     try:
         with StopRequest() as stop:
             result = run_loop(state, batches, augment, evaluate_run, stop)
