@@ -17,6 +17,8 @@ from dataclasses import dataclass
 import torch
 import torch.nn.functional as F
 
+from unicl.errors import UserInputError
+
 DEFAULT_L2_GRID: tuple[float, ...] = tuple(10.0**exponent for exponent in range(1, -7, -1))
 
 
@@ -121,12 +123,13 @@ def select_l2(
     go to the stronger regularisation. Returns `(best_l2, {l2: validation accuracy})`.
     """
     if not 0.0 < validation_fraction < 1.0:
-        raise ValueError(f"validation_fraction must be in (0, 1), got {validation_fraction}")
+        raise UserInputError(f"validation_fraction must be in (0, 1), got {validation_fraction}")
     generator = torch.Generator().manual_seed(seed)
     fit_index, held_index = stratified_split(labels, validation_fraction, generator)
     if len(held_index) == 0:
-        raise ValueError(
-            "the probe needs at least two samples of some class to form a validation split"
+        raise UserInputError(
+            "the probe's training data has no class with two or more images, so no validation "
+            "split can choose the L2 strength; give more training images"
         )
     scores: dict[float, float] = {}
     probe = None
