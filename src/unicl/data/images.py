@@ -8,7 +8,6 @@ early), `too_large` (more pixels than the bound: a decompression bomb), `empty_c
 from __future__ import annotations
 
 import io
-import warnings
 from pathlib import Path
 
 import numpy as np
@@ -39,8 +38,9 @@ def to_rgb(image: Image.Image) -> Image.Image:
         return image
     if image.mode in ("RGBA", "LA", "PA") or "transparency" in image.info:
         rgba = image.convert("RGBA")
-        white = Image.new("RGBA", rgba.size, (255, 255, 255, 255))
-        return Image.alpha_composite(white, rgba).convert("RGB")
+        white = Image.new("RGB", rgba.size, (255, 255, 255))
+        white.paste(rgba, mask=rgba.getchannel("A"))
+        return white
     return image.convert("RGB")
 
 
@@ -59,14 +59,12 @@ def load_image(
     if isinstance(payload, np.ndarray):
         return to_rgb(Image.fromarray(payload))
     try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore", Image.DecompressionBombWarning)
-            image = Image.open(io.BytesIO(payload) if isinstance(payload, bytes) else payload)
-            if image.width * image.height > max_pixels:
-                raise BadSample("too_large", key, f"{image.width}x{image.height} pixels")
-            if draft_size is not None and image.format == "JPEG":
-                image.draft("RGB", _draft_target(image.size, draft_size))
-            image.load()
+        image = Image.open(io.BytesIO(payload) if isinstance(payload, bytes) else payload)
+        if image.width * image.height > max_pixels:
+            raise BadSample("too_large", key, f"{image.width}x{image.height} pixels")
+        if draft_size is not None and image.format == "JPEG":
+            image.draft("RGB", _draft_target(image.size, draft_size))
+        image.load()
     except FileNotFoundError as error:
         raise BadSample("missing", key, str(error)) from None
     except Image.DecompressionBombError as error:
@@ -89,5 +87,6 @@ def fit_square(image: Image.Image, size: int) -> torch.Tensor:
 
     The same region as "resize the shorter side to `size`, then centre crop".
     """
-    fitted = ImageOps.fit(image, (size, size), method=Image.Resampling.BICUBIC)
-    return torch.from_numpy(np.asarray(fitted, dtype=np.uint8).copy()).permute(2, 0, 1)
+    if image.size != (size, size):
+        image = ImageOps.fit(image, (size, size), method=Image.Resampling.BICUBIC)
+    return torch.from_numpy(np.asarray(image, dtype=np.uint8).copy()).permute(2, 0, 1)

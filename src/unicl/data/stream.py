@@ -17,6 +17,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Iterator, Mapping, Sequence
 
+import numpy as np
 import torch
 from torch.utils.data import DataLoader, IterableDataset, get_worker_info
 
@@ -194,7 +195,7 @@ class UnifiedStream:
             consumers=self.consumers,
             start=start,
         )
-        images, texts, class_ids, keys, bad = [], [], [], [], []
+        images, texts, class_ids, origins, keys, bad = [], [], [], [], [], []
         position = start
         while count > 0:
             index, raw = next(samples)
@@ -206,27 +207,37 @@ class UnifiedStream:
             except BadSample as error:
                 bad.append((error.cause, error.key))
                 continue
-            source = self.sources[index]
-            if source.task == IMAGE_LABEL:
+            if self.sources[index].task == IMAGE_LABEL:
                 class_id = self.global_ids[index][class_id]
-                text = self._prompt(source, class_id, epoch, consumer, position)
+            origins.append(index)
             images.append(fit_square(image, self.image_size))
             texts.append(text)
             class_ids.append(class_id)
             keys.append(raw.key)
             if len(texts) == self.batch_size:
                 ids = torch.tensor(class_ids, dtype=torch.int64)
+                rng = seeded_rng(self.seed, epoch, consumer, position)
+                texts = self._prompts(texts, class_ids, origins, rng)
                 labels = target_labels(
                     ids, texts, unique_captions=self.unique_captions, rank=self.rank
                 )
                 yield Batch(torch.stack(images), texts, ids, labels, keys, bad, consumer, position)
-                images, texts, class_ids, keys, bad = [], [], [], [], []
+                images, texts, class_ids, origins, keys, bad = [], [], [], [], [], []
                 count -= 1
 
-    def _prompt(
-        self, source: Source, class_id: int, epoch: int, consumer: int, position: int
-    ) -> str:
-        """A template drawn for this visit (seeded by the visit, so resumption redraws it)."""
-        templates = source.templates
-        choice = int(seeded_rng(self.seed, epoch, consumer, position).integers(len(templates)))
-        return templates[choice].replace("{}", self.class_names[class_id])
+    def _prompts(
+        self, texts: list, class_ids: list[int], origins: list[int], rng: np.random.Generator
+    ) -> list[str]:
+        """Captions as they are; for each class sample, a template of its source drawn for this
+        visit and filled with its class name. `rng` is seeded by the batch's end position, so a
+        resumed epoch draws the same prompts."""
+        draws = rng.random(len(texts)).tolist()
+        prompts = []
+        for text, class_id, origin, draw in zip(texts, class_ids, origins, draws, strict=True):
+            if class_id >= 0:
+                templates = self.sources[origin].templates
+                text = templates[int(draw * len(templates))].replace(
+                    "{}", self.class_names[class_id]
+                )
+            prompts.append(text)
+        return prompts
