@@ -144,14 +144,18 @@ class UnifiedStream:
         }
 
     def load_state_dict(self, state: Mapping) -> None:
-        if state["layout"] != self._layout():
+        """Resume where `state_dict()` was taken. Mid-epoch, the stream must be laid out as it was
+        (seed, batch size, workers, ranks, sources); at an epoch boundary any layout may go on."""
+        if state["batches"] and state["layout"] != self._layout():
             raise UserInputError(
-                f"the data state was saved with {state['layout']} but this stream has "
+                f"the data state was saved mid-epoch with {state['layout']} but this stream has "
                 f"{self._layout()}; resume with the same seed, batch size, workers and ranks"
             )
-        self.epoch, self._done = int(state["epoch"]), int(state["batches"])
-        self._positions = [int(p) for p in state["positions"]]
-        self.bad_data.load_state_dict(state["bad_data"])
+        self.set_epoch(int(state["epoch"]))
+        if state["batches"]:
+            self._done = int(state["batches"])
+            self._positions = [int(p) for p in state["positions"]]
+            self.bad_data.load_state_dict(state["bad_data"])
 
     def _layout(self) -> dict:
         return {
