@@ -54,7 +54,7 @@ def load_image(
     """Decode `payload` into an RGB image, or raise `BadSample`.
 
     The size is checked from the header before any pixel is decoded. `draft_size` lets JPEG
-    decode at a reduced scale that still covers `draft_size` on the shorter side.
+    decode at a reduced scale (1/2, 1/4, 1/8) that still covers `draft_size` on the shorter side.
     """
     if isinstance(payload, np.ndarray):
         return to_rgb(Image.fromarray(payload))
@@ -62,7 +62,7 @@ def load_image(
         image = Image.open(io.BytesIO(payload) if isinstance(payload, bytes) else payload)
         if image.width * image.height > max_pixels:
             raise BadSample("too_large", key, f"{image.width}x{image.height} pixels")
-        if draft_size is not None and image.format == "JPEG":
+        if draft_size is not None and image.format == "JPEG" and min(image.size) >= 2 * draft_size:
             image.draft("RGB", _draft_target(image.size, draft_size))
         image.load()
     except FileNotFoundError as error:

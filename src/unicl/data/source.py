@@ -20,7 +20,7 @@ IMAGE_LABEL = "image-label"
 IMAGE_TEXT = "image-text"
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class RawSample:
     """One sample before decoding.
 
