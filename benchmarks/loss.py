@@ -2,7 +2,7 @@
 
 Every (method, batch size) runs in a fresh subprocess so that its peak memory is its own: on CPU the
 peak resident set above what the process held once its inputs existed, on CUDA the allocator's peak.
-Times are medians over repeats after one warm-up. A configuration whose memory, extrapolated from the
+Times are medians over repeats after one warm-up (none at B > 16384, where one step takes minutes). A configuration whose memory, extrapolated from the
 measured smaller sizes as ``bytes per B**2``, exceeds what the machine has is reported as not fitting
 instead of being run (it would only be killed).
 
@@ -78,8 +78,9 @@ def measure(method: str, batch: int, dim: int, repeats: int, device: torch.devic
         base = torch.cuda.memory_allocated()
     else:
         base = resident_bytes()
+    warmups = 1 if batch <= 16384 else 0
     timings = []
-    for _ in range(repeats + 1):
+    for _ in range(warmups + repeats):
         start = time.perf_counter()
         step()
         if device.type == "cuda":
@@ -89,7 +90,7 @@ def measure(method: str, batch: int, dim: int, repeats: int, device: torch.devic
         peak = torch.cuda.max_memory_allocated() - base
     else:
         peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024 - base
-    return {"seconds": statistics.median(timings[1:]), "peak_bytes": max(peak, 0)}
+    return {"seconds": statistics.median(timings[warmups:]), "peak_bytes": max(peak, 0)}
 
 
 def available_bytes(device: torch.device) -> int:
