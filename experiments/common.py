@@ -8,7 +8,6 @@ already exists is not trained again, so an interrupted experiment resumes where 
 from __future__ import annotations
 
 import argparse
-import json
 import statistics
 import time
 from collections.abc import Sequence
@@ -23,6 +22,7 @@ from unicl.evaluate import encode_dataset, evaluate_zeroshot, linear_probe_on_fe
 from unicl.evaluate.datasets import model_transform
 from unicl.evaluate.results import write_json
 from unicl.models import load
+from unicl.models.serialization import write_text_atomic
 from unicl.train import train
 from unicl.train.config import config_from_dict
 
@@ -129,6 +129,7 @@ def zeroshot_top1(model: torch.nn.Module, source: Any) -> float:
 
 
 def load_model(model_dir: Path) -> torch.nn.Module:
+    """A trained run's model, in eval mode."""
     return load(model_dir).eval()
 
 
@@ -175,7 +176,6 @@ def parse_arguments(
 def write_results(out: Path, results: dict[str, Any], table: str) -> None:
     """`results.json` and `results.md` in `out`, and the table on stdout."""
     write_json(out / "results.json", results)
-    (out / "results.md").write_text(table)
+    write_text_atomic(out / "results.md", table)
     print(table)
     print(f"results: {out / 'results.json'}")
-    print(json.dumps({"settings": results.get("settings")}, indent=None))
