@@ -38,3 +38,9 @@ def test_resume_latest_without_checkpoints_is_an_error(capsys, tmp_path):
     )
     assert code == 2
     assert "no checkpoint in" in capsys.readouterr().err
+
+
+def test_a_new_run_never_overwrites_another_run(capsys, tmp_path):
+    (tmp_path / "metrics.jsonl").write_text("")
+    assert main(["train", "configs/demo.yaml", "--set", f"run.output_dir={tmp_path}"]) == 2
+    assert "already holds a run; continue it with --resume latest" in capsys.readouterr().err

@@ -21,11 +21,12 @@ import torch
 from unicl.data import Batch, BatchAugment, UnifiedStream
 from unicl.errors import UserInputError
 from unicl.models import create_model, load
-from unicl.train.checkpoint import load_checkpoint, resolve_resume
+from unicl.train.checkpoint import list_checkpoints, load_checkpoint, resolve_resume
 from unicl.train.config import TrainConfig, config_to_yaml
 from unicl.train.distributed import ProcessContext, close_process, init_process
 from unicl.train.evaluation import evaluate_run
 from unicl.train.loop import run_loop
+from unicl.train.metrics import METRICS_FILE
 from unicl.train.report import write_report
 from unicl.train.signals import StopRequest
 from unicl.train.state import TrainingState, build_state
@@ -84,6 +85,8 @@ def build_run(
 
 def _train(config: TrainConfig, context: ProcessContext, resume: str | None) -> TrainResult:
     checkpoint = resolve_resume(resume, config.output_dir) if resume is not None else None
+    if checkpoint is None:
+        _refuse_to_overwrite(config.output_dir)
     state, batches, augment = build_run(config, context)
     if checkpoint is not None:
         state.load_state_dict(load_checkpoint(checkpoint))
@@ -110,6 +113,15 @@ def _train(config: TrainConfig, context: ProcessContext, resume: str | None) -> 
         evaluation=result.evaluation,
         last_record=result.last_record,
     )
+
+
+def _refuse_to_overwrite(output_dir: Path) -> None:
+    """A new run never overwrites another run's checkpoints or metrics."""
+    if list_checkpoints(output_dir) or (output_dir / METRICS_FILE).exists():
+        raise UserInputError(
+            f"run.output_dir {str(output_dir)!r} already holds a run; continue it with "
+            "--resume latest, or start a new one elsewhere (--set run.output_dir=...)"
+        )
 
 
 def _create_model(config: TrainConfig) -> torch.nn.Module:
