@@ -139,3 +139,19 @@ def test_resume_with_another_world_size_is_refused(tmp_path):
     payload["world_size"] = 2
     with pytest.raises(ValueError, match="written by 2 processes"):
         start(config).load_state_dict(payload)
+
+
+def test_bf16_autocast_trains_on_cpu(tmp_path):
+    state = start(make_config(tmp_path, run={"precision": "bf16"}))
+    before = weights(state)
+    assert run(state).step == 6
+    records = read_metrics(state.config.output_dir / "metrics.jsonl")
+    assert all(r["loss"] == r["loss"] and r["skipped_steps"] == 0 for r in records)
+    assert not torch.equal(
+        before["model.image_projection.weight"], weights(state)["model.image_projection.weight"]
+    )
+
+
+def test_fp16_needs_cuda(tmp_path):
+    with pytest.raises(ValueError, match="fp16' needs a CUDA device"):
+        start(make_config(tmp_path, run={"precision": "fp16", "device": "auto"}))
