@@ -3,13 +3,18 @@
 from __future__ import annotations
 
 import csv
+from collections import Counter
 
 import pytest
+import webdataset as wds
 from PIL import Image
 
 from tests.data.data_corpus import emoji_pairs, write_caption_manifest
 from unicl.data import UnifiedStream, open_source
 from unicl.data.images import BadSample, load_image
+from unicl.data.shards import iterate_shard
+from unicl.data.source import decode
+from unicl.data.writers import write_shards
 from unicl.errors import UserInputError
 
 
@@ -67,3 +72,32 @@ def test_decompression_bombs_are_refused_before_decoding(tmp_path):
 
 def test_inspecting_a_source_skips_its_bad_samples(salted_manifest):
     assert sum(1 for _ in open_source(str(salted_manifest)).samples()) == 40
+
+
+def test_cut_short_and_damaged_shards_are_counted(tmp_path):
+    manifest = write_caption_manifest(tmp_path / "m", 30)
+    write_shards(open_source(str(manifest)), tmp_path / "s", per_shard=10)
+    cut = tmp_path / "s" / "shard-000002.tar"
+    cut.write_bytes(cut.read_bytes()[: cut.stat().st_size // 2])
+    png = emoji_pairs(1)[0][1]
+    with wds.TarWriter(str(tmp_path / "s" / "shard-000003.tar")) as sink:
+        sink.write({"__key__": "corrupt", "png": png[:40] + bytes(200), "txt": "a damaged image"})
+        sink.write({"__key__": "silent", "png": png, "txt": ""})
+        sink.write({"__key__": "fine", "png": png, "txt": "an intact pair"})
+    source = open_source(str(tmp_path / "s" / "shard-{000000..000003}.tar"))
+    assert source.shard_sizes == [10, 10, 10, 3]
+    causes = Counter()
+    for raw in source.raw_samples():
+        try:
+            decode(raw)
+        except BadSample as error:
+            causes[error.cause] += 1
+    kept = sum(1 for _ in iterate_shard(str(cut), on_error=wds.ignore_and_continue))
+    assert causes["truncated"] == 10 - kept and causes["empty_caption"] == 1
+    assert 1 <= causes["unreadable"] <= 2  # the corrupt PNG, and the sample cut in half if any
+
+    stream = UnifiedStream([source], batch_size=3, image_size=16, max_bad_fraction=0.5)
+    texts = [text for batch in stream for text in batch.texts]
+    report = stream.last_epoch_bad
+    assert len(texts) == 33 and "a damaged image" not in texts
+    assert report.read == report.bad + len(texts) and report.counts["truncated"] >= 10 - kept

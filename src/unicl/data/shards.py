@@ -17,6 +17,7 @@ import webdataset as wds
 from braceexpand import braceexpand
 
 from unicl.data.classes import read_class_names
+from unicl.data.images import BadSample
 from unicl.data.source import IMAGE_LABEL, IMAGE_TEXT, RawSample, ShardedSource
 from unicl.data.spec import SourceSpec
 from unicl.errors import UserInputError
@@ -85,6 +86,7 @@ class ShardSource(ShardedSource):
                 f"(txt, json caption) nor a class (cls); it has {sorted(first)}"
             )
         sizes = [_stats_size(url) for url in self.urls]
+        self.shard_sizes = [size or 0 for size in sizes]
         largest_class = -1
         for shard, size in enumerate(sizes):
             if size is None or (self.task == IMAGE_LABEL and spec.classes is None):
@@ -100,11 +102,24 @@ class ShardSource(ShardedSource):
             self.class_names = [str(i) for i in range(largest_class + 1)]
 
     def read_shard(self, shard: int) -> Iterator[RawSample]:
+        """The shard's samples in order. Samples the shard promised (`shard_sizes`) but does not
+        hold, as when a tar is cut short, come last as `truncated` bad samples."""
         url = self.urls[shard]
+        read = 0
         for sample in iterate_shard(url, on_error=wds.warn_and_continue):
+            read += 1
             key = f"{url}/{sample['__key__']}"
             image = next((sample[e] for e in IMAGE_EXTENSIONS if e in sample), b"")
             if self.task == IMAGE_TEXT:
                 yield RawSample(key, image, _caption(sample) or "", -1)
-            else:
-                yield RawSample(key, image, None, int(sample.get("cls", b"-1").decode().strip()))
+                continue
+            class_text = sample.get("cls", b"").decode(errors="replace").strip()
+            if not class_text.isdigit():
+                image = BadSample("unreadable", key, f"cls {class_text!r} is not a class index")
+            yield RawSample(key, image, None, int(class_text) if class_text.isdigit() else 0)
+        for missing in range(read, self.shard_sizes[shard]):
+            key = f"{url}#{missing}"
+            lost = BadSample(
+                "truncated", key, f"shard holds {read} of {self.shard_sizes[shard]} samples"
+            )
+            yield RawSample(key, lost, None, 0)

@@ -25,13 +25,14 @@ class RawSample:
     """One sample before decoding.
 
     key: a name for messages (file path, shard/key, array index).
-    image: file path, encoded bytes or uint8 pixels.
+    image: file path, encoded bytes or uint8 pixels; a `BadSample` when the reader already knows
+        the sample is unusable (e.g. lost from a truncated shard).
     text: the caption (image-text) or None (image-label).
     class_id: index into the source's `class_names`, or -1 for an image-text pair.
     """
 
     key: str
-    image: ImagePayload
+    image: ImagePayload | BadSample
     text: str | None
     class_id: int
 
@@ -103,6 +104,8 @@ def decode(
     raw: RawSample, *, max_pixels: int = DEFAULT_MAX_PIXELS, draft_size: int | None = None
 ) -> tuple[Image.Image, str | None, int]:
     """`(image RGB, text, class_id)` of a raw sample, or `BadSample` (including empty captions)."""
+    if isinstance(raw.image, BadSample):
+        raise raw.image
     if raw.class_id < 0 and not (raw.text and raw.text.strip()):
         raise BadSample("empty_caption", raw.key)
     image = load_image(raw.image, raw.key, max_pixels=max_pixels, draft_size=draft_size)
