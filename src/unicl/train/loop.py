@@ -48,6 +48,9 @@ class _Window:
     """Losses and timing since the last log line (losses stay on the device until then)."""
 
     def __init__(self) -> None:
+        self.reset()
+
+    def reset(self) -> None:
         self.losses: list[torch.Tensor] = []
         self.steps = 0
         self.start = time.perf_counter()
@@ -65,7 +68,7 @@ class _Window:
             dist.all_reduce(summary)
         loss = float(summary[0] / summary[1]) if float(summary[1]) else float("nan")
         seconds, steps = time.perf_counter() - self.start, self.steps
-        self.__init__()
+        self.reset()
         return loss, seconds, steps
 
 
