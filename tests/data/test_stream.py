@@ -141,3 +141,16 @@ def test_identical_class_names_merge_across_sources_on_request(tmp_path):
     )
     assert len(separate.class_names) == 2 * len(merged.class_names)
     assert merged.global_ids[0] == merged.global_ids[1]
+
+
+def test_ranks_with_worker_processes_split_shards_disjointly():
+    ranks = [
+        UnifiedStream(
+            [EMOJI_TRAIN], batch_size=50, image_size=8, rank=rank, world_size=2, num_workers=2
+        )
+        for rank in range(2)
+    ]
+    seen = [[key for keys in keys_of(stream) for key in keys] for stream in ranks]
+    assert len(seen[0]) == len(seen[1]) == 500
+    assert not set(seen[0]) & set(seen[1])
+    assert len(set(seen[0]) | set(seen[1])) == 1000
