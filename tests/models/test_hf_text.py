@@ -79,3 +79,13 @@ def test_a_directory_that_is_not_a_hugging_face_model_is_refused(tmp_path):
         HFTextEncoder(tmp_path, pad_id=0)
     with pytest.raises(UserInputError, match="unknown text pooling 'max'"):
         HFTextEncoder(MINILM, pad_id=0, pooling="max")
+
+
+def test_gradient_checkpointing_reaches_the_hugging_face_tower(minilm_model):
+    minilm_model.train().set_grad_checkpointing(True)
+    assert minilm_model.text_encoder.grad_checkpointing
+    tokens = minilm_model.tokenize(["a coat", "a bag"])
+    minilm_model.encode_text(tokens).square().sum().backward()
+    assert minilm_model.text_encoder.model.embeddings.word_embeddings.weight.grad is not None
+    minilm_model.set_grad_checkpointing(False)
+    assert not minilm_model.text_encoder.grad_checkpointing

@@ -64,16 +64,23 @@ class HFTextEncoder(nn.Module):
             self.model.eval()
         return self
 
+    def _checkpointing(self, action: str):
+        """transformers 5 renamed `gradient_checkpointing_*` to `activation_checkpointing_*`."""
+        new, old = f"activation_checkpointing_{action}", f"gradient_checkpointing_{action}"
+        return getattr(self.model, new, None) or getattr(self.model, old)
+
     @property
     def grad_checkpointing(self) -> bool:
+        if hasattr(self.model, "is_activation_checkpointing"):
+            return self.model.is_activation_checkpointing
         return self.model.is_gradient_checkpointing
 
     @grad_checkpointing.setter
     def grad_checkpointing(self, enable: bool) -> None:
         if enable:
-            self.model.gradient_checkpointing_enable({"use_reentrant": False})
+            self._checkpointing("enable")({"use_reentrant": False})
         else:
-            self.model.gradient_checkpointing_disable()
+            self._checkpointing("disable")()
 
     def config_json(self) -> str:
         """The tower's architecture (`config.json`), enough to rebuild it without its weights."""
