@@ -1,6 +1,17 @@
 """UniCL: unified contrastive learning in image-text-label space."""
 
+from unicl.models import UniCLModel, build_zeroshot_classifier, create_model, list_models, load
 from unicl.objective import UniCLLoss, supcon_loss, target_labels, unicl_loss
 
-__all__ = ["UniCLLoss", "supcon_loss", "target_labels", "unicl_loss"]
+__all__ = [
+    "UniCLLoss",
+    "UniCLModel",
+    "build_zeroshot_classifier",
+    "create_model",
+    "list_models",
+    "load",
+    "supcon_loss",
+    "target_labels",
+    "unicl_loss",
+]
 __version__ = "0.1.0"
