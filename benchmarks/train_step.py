@@ -17,6 +17,7 @@ import argparse
 import itertools
 import platform
 import statistics
+import sys
 import tempfile
 import time
 
@@ -99,7 +100,7 @@ def main() -> None:
     full_s, floor_s = statistics.median(full), statistics.median(floor)
     batch = config.data.batch_size * config.data.accumulation_steps
     print(
-        f"`python benchmarks/train_step.py {' '.join(f'--set {o}' for o in args.overrides)}`"
+        f"`python benchmarks/train_step.py {' '.join(sys.argv[1:])}`"
         f" on {platform.processor() or platform.machine()}, {args.threads} threads, "
         f"torch {torch.__version__}; {config.model.name}, batch {batch}, "
         f"{config.data.workers} data worker(s), medians of {args.steps} steps.\n"
