@@ -42,7 +42,7 @@ from unicl.evaluate import evaluate_retrieval
 
 HELD_OUT = ("trouser", "sandal", "bag")
 VARIANTS = {
-    "short": {"budget": Budget(steps=80, batch_size=64), "seeds": (0,)},
+    "short": {"budget": Budget(steps=80, batch_size=64), "seeds": (0, 1, 2)},
     "full": {"budget": Budget(steps=1500, batch_size=128), "seeds": (0, 1, 2)},
     # the pipeline in about a minute (tests).
     "tiny": {"budget": Budget(steps=2, batch_size=16), "seeds": (0,)},
