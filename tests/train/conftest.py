@@ -16,6 +16,7 @@ class TinyTowers(nn.Module):
     so that tests see whether recomputation replays the random masks."""
 
     embed_dim = 8
+    image_size = 4
 
     def __init__(self, dropout: float = 0.1) -> None:
         super().__init__()

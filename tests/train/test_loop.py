@@ -155,3 +155,17 @@ def test_bf16_autocast_trains_on_cpu(tmp_path):
 def test_fp16_needs_cuda(tmp_path):
     with pytest.raises(ValueError, match="fp16' needs a CUDA device"):
         start(make_config(tmp_path, run={"precision": "fp16", "device": "auto"}))
+
+
+def test_probe_finds_parameters_the_objective_does_not_reach(towers):
+    from unicl.train.objectives import CrossEntropyTask, UniCLTask
+    from unicl.train.state import unused_parameters
+
+    assert unused_parameters(UniCLTask(towers), torch.device("cpu")) == []
+    unused = unused_parameters(CrossEntropyTask(towers, 3), torch.device("cpu"))
+    assert set(unused) == {
+        "model.token_embedding.weight",
+        "model.text_projection.weight",
+        "model.logit_scale",
+    }
+    assert all(p.grad is None for p in towers.parameters()) and towers.training

@@ -37,7 +37,8 @@ def _require(condition: bool, key: str, value: Any, expected: str) -> None:
 
 @dataclass
 class ModelConfig:
-    """`name`: a registered model name (`unicl models` lists them) or a saved model directory;
+    """`name`: a registered model name (`unicl.models.list_models()`), a model config file
+    or a saved model directory;
     `overrides`: keyword overrides passed to `create_model` (e.g. `{drop_path_rate: 0.2}`)."""
 
     name: str = "unicl-tiny"

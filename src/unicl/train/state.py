@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import io
 from dataclasses import dataclass
+from types import SimpleNamespace
 from typing import Any
 
 import torch
@@ -125,7 +126,7 @@ def build_state(
         module = DistributedDataParallel(
             task,
             device_ids=[context.device.index] if context.device.type == "cuda" else None,
-            find_unused_parameters=config.objective.name != "unicl",
+            find_unused_parameters=bool(unused_parameters(task, context.device)),
         )
     data = config.data
     global_batch = data.batch_size * data.accumulation_steps * context.world_size
@@ -150,6 +151,36 @@ def build_state(
         stream=stream,
         counters=Counters(),
     )
+
+
+def unused_parameters(task: nn.Module, device: torch.device) -> list[str]:
+    """Trainable parameters that the task's loss does not reach (a baseline's unused text tower,
+    a Hugging Face tower's pooler), found by one probe step on two blank samples in eval mode
+    (no running statistics or random numbers are touched). DDP must search for unused parameters
+    after every backward exactly when this list is not empty. Collective under torch.distributed
+    (the loss gathers), so every rank calls it."""
+    size = task.model.image_size
+    probe = SimpleNamespace(
+        images=torch.zeros(2, 3, size, size, dtype=torch.uint8),
+        texts=["a photo.", "a photo."],
+        class_ids=torch.zeros(2, dtype=torch.long),
+        labels=torch.zeros(2, dtype=torch.long),
+    )
+    was_training = task.training
+    task.eval()
+    try:
+        inputs = task.prepare(probe, lambda images, class_ids: images.float(), device)
+        features, shared = task(inputs)
+        task.loss(features, shared, inputs).backward()
+        unused = [
+            name
+            for name, param in task.named_parameters()
+            if param.requires_grad and param.grad is None
+        ]
+    finally:
+        task.zero_grad(set_to_none=True)
+        task.train(was_training)
+    return unused
 
 
 def _gather_objects(item: Any, world_size: int) -> list[Any]:
