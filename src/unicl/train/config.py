@@ -37,9 +37,9 @@ def _require(condition: bool, key: str, value: Any, expected: str) -> None:
 
 @dataclass
 class ModelConfig:
-    """`name`: a registered model name (`unicl.models.list_models()`), a model config file
-    or a saved model directory;
-    `overrides`: keyword overrides passed to `create_model` (e.g. `{drop_path_rate: 0.2}`)."""
+    """`name`: a registered model name (`unicl.models.list_models()`), a model config file or a
+    saved model directory (fine-tuning); `overrides`: keys passed to `create_model` for a new
+    model (e.g. `{vision: {drop_path: 0.2}}`)."""
 
     name: str = "unicl-tiny"
     overrides: dict[str, Any] = field(default_factory=dict)
