@@ -169,3 +169,14 @@ def test_probe_finds_parameters_the_objective_does_not_reach(towers):
         "model.logit_scale",
     }
     assert all(p.grad is None for p in towers.parameters()) and towers.training
+
+
+def test_evaluation_runs_at_its_interval_and_at_the_end(tmp_path):
+    config = make_config(
+        tmp_path, evaluation={"every_steps": 4, "zeroshot": [{"source": "held-out"}]}
+    )
+    state = start(config)
+    result = run(state, evaluate=lambda s: {"held-out/zeroshot_top1": s.counters.step / 10})
+    evals = [r for r in read_metrics(config.output_dir / "metrics.jsonl") if r["kind"] == "eval"]
+    assert [(r["step"], r["held-out/zeroshot_top1"]) for r in evals] == [(4, 0.4), (6, 0.6)]
+    assert result.evaluation == {"held-out/zeroshot_top1": 0.6}

@@ -124,7 +124,7 @@ def run_loop(
             every_eval = config.evaluation.every_steps
             if every_eval and step % every_eval == 0 and step < config.schedule.steps:
                 evaluation = evaluate(state)
-                sink.write({"kind": "eval", "step": step, **evaluation})
+                _log_evaluation(sink, progress, step, evaluation)
             if step % config.checkpoint.every_steps == 0 or step == config.schedule.steps:
                 checkpoint, checkpoint_step = _save(state), step
             if _agreed_stop(stop, context.device):
@@ -134,11 +134,20 @@ def run_loop(
                 break
         if stopped_by is None and config.evaluation.zeroshot:
             evaluation = evaluate(state)
-            sink.write({"kind": "eval", "step": counters.step, **evaluation})
+            _log_evaluation(sink, progress, counters.step, evaluation)
     finally:
         progress.close()
         sink.close()
     return LoopResult(counters.step, stopped_by, checkpoint, record, evaluation)
+
+
+def _log_evaluation(
+    sink: MetricsSink, progress: Progress, step: int, evaluation: dict[str, float]
+) -> None:
+    sink.write({"kind": "eval", "step": step, **evaluation})
+    if evaluation:
+        shown = ", ".join(f"{name} {value:.4f}" for name, value in evaluation.items())
+        progress.write(f"step {step}: {shown}")
 
 
 def _optimizer_step(state: TrainingState) -> torch.Tensor | None:

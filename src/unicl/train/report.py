@@ -1,5 +1,6 @@
 """The end-of-run report: `report.md` with a summary, the final evaluation, the resolved config
-and PNG plots of loss, learning rate, logit scale and evaluation metrics over steps."""
+and PNG plots of loss, learning rate, logit scale and evaluation metrics over steps (and the
+confusion matrices that zero-shot evaluation saved beside it)."""
 
 from __future__ import annotations
 
@@ -40,6 +41,8 @@ def write_report(output_dir: Path, summary: dict[str, Any], config_yaml: str) ->
     metric_names = sorted({k for r in evals for k in r if k not in ("kind", "step")})
     if _plot(evals, metric_names, "evaluation", output_dir / "eval.png"):
         lines.append("![evaluation](eval.png)")
+    for confusion in sorted(output_dir.glob("confusion_*.png")):
+        lines.append(f"![{confusion.stem}]({confusion.name})")
     lines += ["", "## Configuration", "", "```yaml", config_yaml.rstrip(), "```", ""]
     path = output_dir / REPORT_FILE
     temporary = path.with_suffix(".md.tmp")
