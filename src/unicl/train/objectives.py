@@ -2,8 +2,9 @@
 
 A task turns a data `Batch` into per-sample step inputs (`prepare`), encodes them (`forward`,
 returning per-sample features and shared tensors such as the logit scale), and scores them
-(`loss`, always a function from `unicl.objective`). Splitting `forward` from `loss` is what lets
-gradient accumulation cache the features of every micro-batch (see `unicl.train.accumulation`).
+(`loss`: UniCL and SupCon from `unicl.objective`, cross-entropy from PyTorch). Splitting
+`forward` from `loss` is what lets gradient accumulation cache the features of every micro-batch
+(see `unicl.train.accumulation`).
 
 * `unicl`:  `UniCLLoss` between image and text features, labels from TargetM.
 * `ce`:     a linear classifier over the class ids on the (unnormalised) image features;
@@ -22,9 +23,9 @@ from torch import nn
 
 from unicl.errors import UserInputError
 from unicl.objective import UniCLLoss, gather_labels, gather_with_grad, is_distributed, supcon_loss
+from unicl.train.accumulation import Tensors
 from unicl.train.config import ObjectiveConfig
 
-Tensors = dict[str, torch.Tensor]
 Encoded = tuple[tuple[torch.Tensor, ...], tuple[torch.Tensor, ...]]
 Augment = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
 """uint8 images [B,3,h,w] and class ids [B] -> normalised float images (`BatchAugment`)."""
