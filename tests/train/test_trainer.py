@@ -47,9 +47,11 @@ def test_a_run_writes_model_metrics_checkpoints_and_report(tmp_path):
 
 
 def test_resuming_a_checkpoint_reproduces_the_uninterrupted_weights(tmp_path):
-    whole = train(_config(tmp_path / "whole"))
+    whole = train(_config(tmp_path / "whole", "model.grad_checkpointing=true"))
     halfway = list_checkpoints(tmp_path / "whole")[0]
-    resumed = train(_config(tmp_path / "resumed"), resume=str(halfway))
+    resumed = train(
+        _config(tmp_path / "resumed", "model.grad_checkpointing=true"), resume=str(halfway)
+    )
     assert resumed.step == 4
     expected = load(whole.model_dir).state_dict()
     actual = load(resumed.model_dir).state_dict()

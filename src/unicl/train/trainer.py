@@ -65,6 +65,7 @@ def build_run(
     _configure_torch(config)
     _seed_everything(config.run.seed)
     model = _create_model(config)
+    model.set_grad_checkpointing(config.model.grad_checkpointing)
     stream = UnifiedStream(
         config.data.sources,
         batch_size=config.data.batch_size,
