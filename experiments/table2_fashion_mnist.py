@@ -42,6 +42,13 @@ VARIANTS = {
         "probe_train": demo_fashion_mnist("train"),
         "test": fashion_mnist("t10k"),
     },
+    # one epoch per run (470 steps of 128), probe and test as in the short variant.
+    "medium": {
+        "budget": Budget(steps=470, batch_size=128),
+        "seeds": (0, 1, 2),
+        "probe_train": demo_fashion_mnist("train"),
+        "test": fashion_mnist("t10k"),
+    },
     # about 3 epochs per run; the probe is fitted on all 60,000 training images.
     "full": {
         "budget": Budget(steps=1400, batch_size=128),
