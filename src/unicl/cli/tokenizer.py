@@ -11,7 +11,8 @@ from collections.abc import Iterator
 from pathlib import Path
 
 from unicl.errors import UserInputError
-from unicl.models.serialization import TOKENIZER_FILE, write_text_atomic
+from unicl.files import write_text_atomic
+from unicl.models.serialization import TOKENIZER_FILE
 from unicl.models.tokenizer import train_bpe
 
 

@@ -12,6 +12,7 @@ from matplotlib.figure import Figure
 from unicl.data.images import BadSample
 from unicl.data.registry import open_source
 from unicl.data.source import IMAGE_LABEL, Source, decode
+from unicl.files import atomic_path
 
 
 def inspect_source(
@@ -60,7 +61,5 @@ def write_contact_sheet(examples: list, path: Path, columns: int = 4) -> None:
         axis.imshow(image)
         axis.set_title("\n".join(textwrap.wrap(str(text), 24)[:3]), fontsize=8)
     figure.tight_layout()
-    path.parent.mkdir(parents=True, exist_ok=True)
-    temporary = path.with_name(f".{path.name}.tmp.png")
-    figure.savefig(temporary, dpi=80)
-    temporary.replace(path)
+    with atomic_path(path, ".png") as temporary:
+        figure.savefig(temporary, dpi=80)

@@ -20,8 +20,7 @@ from unicl.data import IMAGE_LABEL, IMAGE_TEXT
 from unicl.errors import UserInputError
 from unicl.evaluate.datasets import EvalData, eval_dataset
 from unicl.evaluate.embed import embed_texts, encode_dataset
-from unicl.evaluate.results import atomic_path
-from unicl.models.serialization import write_text_atomic
+from unicl.files import atomic_path, write_text_atomic
 
 
 def index_path(out: str | os.PathLike) -> Path:
@@ -32,12 +31,8 @@ def index_path(out: str | os.PathLike) -> Path:
 def _write(out: Path, embeddings: np.ndarray, entries: list[dict]) -> tuple[Path, Path]:
     out = out if out.suffix == ".npy" else out.with_name(out.name + ".npy")
     index = index_path(out)
-    temporary = atomic_path(out, ".npy")
-    try:
+    with atomic_path(out, ".npy") as temporary:
         np.save(temporary, embeddings)
-        temporary.replace(out)
-    finally:
-        temporary.unlink(missing_ok=True)
     lines = (json.dumps(entry, ensure_ascii=False) + "\n" for entry in entries)
     write_text_atomic(index, "".join(lines))
     return out, index

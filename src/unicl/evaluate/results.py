@@ -7,8 +7,6 @@ so an interrupted run never leaves a half-written file in place of a good one.
 from __future__ import annotations
 
 import json
-import os
-import tempfile
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -16,20 +14,9 @@ from typing import Any
 import torch
 from matplotlib.figure import Figure
 
-from unicl.models.serialization import write_text_atomic
+from unicl.files import atomic_path, write_text_atomic
 
 _ANNOTATE_UP_TO = 20  # classes; beyond this the cell counts would be unreadable
-
-
-def atomic_path(path: Path, suffix: str = "") -> Path:
-    """A new empty temporary file beside `path` (same directory, hidden name) to rename onto it."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    descriptor, temporary = tempfile.mkstemp(
-        dir=path.parent, prefix=f".{path.name}.", suffix=suffix
-    )
-    os.close(descriptor)
-    os.chmod(temporary, 0o644)
-    return Path(temporary)
 
 
 def write_json(path: str | Path, payload: dict[str, Any]) -> Path:
@@ -74,10 +61,6 @@ def plot_confusion_matrix(
     axes.set_xlabel("predicted class")
     axes.set_ylabel("true class")
     figure.tight_layout()
-    temporary = atomic_path(path, ".png")
-    try:
+    with atomic_path(path, ".png") as temporary:
         figure.savefig(temporary, format="png", dpi=120)
-        temporary.replace(path)
-    finally:
-        temporary.unlink(missing_ok=True)
     return path

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import json
 import os
-import tempfile
 from collections.abc import Mapping
 from pathlib import Path
 
@@ -18,25 +17,10 @@ from safetensors import SafetensorError
 from safetensors.torch import load_file, save_file
 
 from unicl.errors import UserInputError
+from unicl.files import atomic_path, write_text_atomic
 
 FORMAT, VERSION = "unicl-model", 1
 CONFIG_FILE, WEIGHTS_FILE, TOKENIZER_FILE = "config.json", "model.safetensors", "tokenizer.json"
-
-
-def _atomic_path(path: Path) -> Path:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    handle, name = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
-    os.close(handle)
-    os.chmod(name, 0o644)
-    return Path(name)
-
-
-def write_text_atomic(path: str | os.PathLike, text: str) -> None:
-    """Write `text` (UTF-8) to `path` through a temporary file in the same directory."""
-    path = Path(path)
-    temporary = _atomic_path(path)
-    temporary.write_text(text, encoding="utf-8")
-    os.replace(temporary, path)
 
 
 def save_directory(
@@ -47,10 +31,9 @@ def save_directory(
 ) -> None:
     """Write weights, `config.json` and the extra text `files` (relative name -> content)."""
     directory = Path(directory)
-    weights = _atomic_path(directory / WEIGHTS_FILE)
     tensors = {name: tensor.detach().contiguous() for name, tensor in state_dict.items()}
-    save_file(tensors, str(weights), metadata={"format": "pt"})
-    os.replace(weights, directory / WEIGHTS_FILE)
+    with atomic_path(directory / WEIGHTS_FILE, ".safetensors") as weights:
+        save_file(tensors, str(weights), metadata={"format": "pt"})
     for name, text in files.items():
         write_text_atomic(directory / name, text)
     record = {"format": FORMAT, "version": VERSION, **config}

@@ -3,10 +3,8 @@ and the random-number-generator states that make a resumed run repeat an uninter
 
 from __future__ import annotations
 
-import os
 import random
 import re
-import tempfile
 from pathlib import Path
 from pickle import UnpicklingError
 from typing import Any
@@ -15,6 +13,7 @@ import numpy as np
 import torch
 
 from unicl.errors import UserInputError
+from unicl.files import atomic_path
 
 CHECKPOINT_DIR = "checkpoints"
 _NAME = re.compile(r"^step_(\d{8})\.pt$")
@@ -41,16 +40,8 @@ def save_checkpoint(
     folder = checkpoint_dir(output_dir)
     folder.mkdir(parents=True, exist_ok=True)
     path = folder / f"step_{step:08d}.pt"
-    handle, temporary = tempfile.mkstemp(dir=folder, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(handle, "wb") as file:
-            torch.save(state, file)
-            file.flush()
-            os.fsync(file.fileno())
-        os.replace(temporary, path)
-    except BaseException:
-        Path(temporary).unlink(missing_ok=True)
-        raise
+    with atomic_path(path) as temporary:
+        torch.save(state, temporary)
     for old in list_checkpoints(output_dir)[:-keep_last]:
         old.unlink()
     return path

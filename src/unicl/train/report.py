@@ -12,6 +12,7 @@ import matplotlib
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt
 
+from unicl.files import atomic_path, write_text_atomic
 from unicl.train.metrics import read_metrics
 
 REPORT_FILE = "report.md"
@@ -45,9 +46,7 @@ def write_report(output_dir: Path, summary: dict[str, Any], config_yaml: str) ->
         lines.append(f"![{confusion.stem}]({confusion.name})")
     lines += ["", "## Configuration", "", "```yaml", config_yaml.rstrip(), "```", ""]
     path = output_dir / REPORT_FILE
-    temporary = path.with_suffix(".md.tmp")
-    temporary.write_text("\n".join(lines))
-    temporary.replace(path)
+    write_text_atomic(path, "\n".join(lines))
     return path
 
 
@@ -69,7 +68,8 @@ def _plot(records: list[dict[str, Any]], keys: list[str], title: str, path: Path
     if len(series) > 1:
         axes.legend()
     figure.tight_layout()
-    figure.savefig(path, dpi=100)
+    with atomic_path(path, ".png") as temporary:
+        figure.savefig(temporary, dpi=100)
     plt.close(figure)
     return True
 

@@ -20,6 +20,7 @@ import torch
 
 from unicl.data import Batch, BatchAugment, UnifiedStream
 from unicl.errors import UserInputError
+from unicl.files import write_text_atomic
 from unicl.models import create_model, load
 from unicl.train.checkpoint import list_checkpoints, load_checkpoint, resolve_resume
 from unicl.train.config import TrainConfig, config_to_yaml
@@ -93,7 +94,7 @@ def _train(config: TrainConfig, context: ProcessContext, resume: str | None) -> 
         state.load_state_dict(load_checkpoint(checkpoint))
     if context.is_main:
         config.output_dir.mkdir(parents=True, exist_ok=True)
-        _write_atomic(config.output_dir / "config.yaml", config_to_yaml(config))
+        write_text_atomic(config.output_dir / "config.yaml", config_to_yaml(config))
     try:
         with StopRequest() as stop:
             result = run_loop(state, batches, augment, evaluate_run, stop)
@@ -199,9 +200,3 @@ def _summary(state: TrainingState, result) -> dict[str, Any]:
     }
     summary.update({f"eval {k}": v for k, v in result.evaluation.items()})
     return summary
-
-
-def _write_atomic(path: Path, text: str) -> None:
-    temporary = path.with_name(f".{path.name}.tmp")
-    temporary.write_text(text)
-    temporary.replace(path)

@@ -1,0 +1,43 @@
+"""Writing files so that a crash never leaves a half-written file in place of a good one.
+
+Every output of the project (weights, checkpoints, configs, results, figures, embeddings) is written
+to a temporary file in the target's directory, flushed to disk, then renamed over the target: the
+target is either the old complete file or the new complete file, never a mixture.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import tempfile
+from collections.abc import Iterator
+from pathlib import Path
+
+
+@contextlib.contextmanager
+def atomic_path(path: str | os.PathLike, suffix: str = ".tmp") -> Iterator[Path]:
+    """Yield a temporary path beside ``path`` to write to; on success it replaces ``path``.
+
+    The temporary file exists (empty) when yielded; on an exception it is removed and ``path`` is
+    left as it was. ``suffix`` lets writers that infer the format from the name (``np.save``,
+    ``savefig``) see the right extension.
+    """
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    handle, name = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=suffix)
+    os.close(handle)
+    os.chmod(name, 0o644)
+    temporary = Path(name)
+    try:
+        yield temporary
+        with temporary.open("rb+") as written:
+            os.fsync(written.fileno())
+        os.replace(temporary, path)
+    finally:
+        temporary.unlink(missing_ok=True)
+
+
+def write_text_atomic(path: str | os.PathLike, text: str) -> None:
+    """Write ``text`` as UTF-8 to ``path`` atomically."""
+    with atomic_path(path) as temporary:
+        temporary.write_text(text, encoding="utf-8")
