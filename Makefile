@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test lint format bench clean
+.PHONY: demo test lint bench experiments clean
 
 # Reuse a torch that the interpreter already has (the pin in pyproject.toml admits it);
 # otherwise pip installs the CPU wheel that the pin selects.
@@ -39,8 +39,18 @@ lint: $(STAMP)
 	$(BIN)/ruff check --fix .
 	$(BIN)/ruff format .
 
+# Each writes the table that docs/performance.md records; run them on an otherwise idle machine.
 bench: $(STAMP)
 	$(BIN)/python benchmarks/loss.py
+	$(BIN)/python benchmarks/encoders.py --threads 1
+	$(BIN)/python -W ignore benchmarks/data.py
+	$(BIN)/python benchmarks/train_step.py --threads 1
+
+# The paper's claims at CPU scale (docs/experiments.md): the short variants, minutes each.
+experiments: $(STAMP)
+	$(BIN)/python experiments/table2_fashion_mnist.py --variant short
+	$(BIN)/python experiments/table5_image_text_label.py --variant short
+	$(BIN)/python experiments/batch_size.py --variant short
 
 clean:
 	rm -rf $(VENV) build dist src/*.egg-info
