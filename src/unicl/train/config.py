@@ -8,7 +8,7 @@ optim:      {lr: 5.0e-4, reference_batch: 512, weight_decay: 0.05, grad_clip: 5.
 schedule:   {steps: 1000, warmup_steps: 50}
 run:        {output_dir: runs/demo, precision: fp32, seed: 0}
 checkpoint: {every_steps: 500, keep_last: 3}
-evaluation: {every_steps: null, zeroshot: [...]}
+evaluation: {every_steps: null, zeroshot: [...], retrieval: [...], linear_probe: [...]}
 logging:    {every_steps: 10, tensorboard: false}
 ```
 
@@ -193,6 +193,14 @@ class CheckpointConfig:
         _require(self.keep_last > 0, "checkpoint.keep_last", self.keep_last, "> 0")
 
 
+def _require_source(value: Any, key: str) -> None:
+    _require(value is not None, key, None, "a source")
+    try:
+        parse_source(value)
+    except UserInputError as error:
+        raise UserInputError(f"config key '{key}': {error}") from None
+
+
 @dataclass
 class ZeroShotConfig:
     """A held-out image-label source (a source string or mapping, as in `data.sources`) scored by
@@ -204,25 +212,56 @@ class ZeroShotConfig:
     templates: str | None = None
 
     def validate(self) -> None:
-        _require(self.source is not None, "evaluation.zeroshot.source", None, "a source")
-        try:
-            parse_source(self.source)
-        except UserInputError as error:
-            raise UserInputError(f"config key 'evaluation.zeroshot.source': {error}") from None
+        _require_source(self.source, "evaluation.zeroshot.source")
+
+
+@dataclass
+class RetrievalConfig:
+    """An image-text source scored by image-to-text and text-to-image recall@1/5/10. `name`
+    prefixes its metrics (default: the source's name)."""
+
+    source: Any = None
+    name: str | None = None
+
+    def validate(self) -> None:
+        _require_source(self.source, "evaluation.retrieval.source")
+
+
+@dataclass
+class LinearProbeConfig:
+    """A linear probe of the image tower: logistic regression fitted on the frozen features of the
+    image-label source `train` (L2 chosen on a validation split), scored on `test`. `name` prefixes
+    its metrics (default: the test source's name)."""
+
+    train: Any = None
+    test: Any = None
+    name: str | None = None
+
+    def validate(self) -> None:
+        _require_source(self.train, "evaluation.linear_probe.train")
+        _require_source(self.test, "evaluation.linear_probe.test")
 
 
 @dataclass
 class EvaluationConfig:
-    """Evaluation every `every_steps` steps (null: only at the end) on the `zeroshot` sources."""
+    """Evaluation every `every_steps` steps (null: only at the end) on the `zeroshot`,
+    `retrieval` and `linear_probe` entries."""
 
     every_steps: int | None = None
     zeroshot: list[ZeroShotConfig] = field(default_factory=list)
+    retrieval: list[RetrievalConfig] = field(default_factory=list)
+    linear_probe: list[LinearProbeConfig] = field(default_factory=list)
     batch_size: int = 256
 
     def validate(self) -> None:
         if self.every_steps is not None:
             _require(self.every_steps > 0, "evaluation.every_steps", self.every_steps, "> 0")
         _require(self.batch_size > 0, "evaluation.batch_size", self.batch_size, "> 0")
+
+    @property
+    def enabled(self) -> bool:
+        """True when any evaluation is configured."""
+        return bool(self.zeroshot or self.retrieval or self.linear_probe)
 
 
 @dataclass

@@ -1,37 +1,41 @@
-"""Evaluation during and after training: zero-shot classification of held-out image-label
-sources with `unicl.evaluate`, on rank 0 while the other processes wait."""
+"""Evaluation during and after training, with `unicl.evaluate`, on rank 0 while the other
+processes wait: zero-shot classification, image-text retrieval and linear probes, as configured in
+the `evaluation` section. Metrics are named `<name>/<metric>`."""
 
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import torch
 import torch.distributed as dist
 
 from unicl.data import parse_source
+from unicl.evaluate.linear_probe import linear_probe
+from unicl.evaluate.retrieval import evaluate_retrieval
 from unicl.evaluate.zeroshot import evaluate_zeroshot
-from unicl.train.config import ZeroShotConfig
 from unicl.train.state import TrainingState
 
 
-def evaluation_name(item: ZeroShotConfig) -> str:
-    """`item.name`, else the source's file or folder name with its split (`fashion-mnist#t10k`)."""
-    if item.name:
-        return item.name
-    spec = parse_source(item.source)
-    name = Path(spec.location).name
-    return f"{name}#{spec.split}" if spec.split else name
+def evaluation_name(name: str | None, source: Any) -> str:
+    """`name`, else the source's file or folder name with its split (`fashion-mnist#t10k`)."""
+    if name:
+        return name
+    spec = parse_source(source)
+    base = Path(spec.location).name
+    return f"{base}#{spec.split}" if spec.split else base
 
 
 def evaluate_run(state: TrainingState) -> dict[str, float]:
-    """`<name>/zeroshot_top1`, `<name>/zeroshot_top5` and `<name>/zeroshot_mean_recall` for each
-    configured source, computed with the model `state.model` (the EMA weights when kept); the
-    confusion matrix of each goes to `<output_dir>/confusion_<name>.png`."""
+    """Every configured evaluation of `state.model` (the EMA weights when kept):
+    `<name>/zeroshot_{top1,top5,mean_recall}` (confusion matrix to
+    `<output_dir>/confusion_<name>.png`), `<name>/{image_to_text,text_to_image}_R@{1,5,10}` and
+    `<name>/probe_top1`."""
     results: dict[str, float] = {}
     devices = [state.context.device] if state.context.device.type == "cuda" else []
     if state.context.is_main:
         with torch.random.fork_rng(devices=devices):  # evaluating never changes training
-            results = _zeroshot(state)
+            results = {**_zeroshot(state), **_retrieval(state), **_linear_probe(state)}
     if dist.is_initialized():
         dist.barrier()
     return results
@@ -41,7 +45,7 @@ def _zeroshot(state: TrainingState) -> dict[str, float]:
     config = state.config
     results: dict[str, float] = {}
     for item in config.evaluation.zeroshot:
-        name = evaluation_name(item)
+        name = evaluation_name(item.name, item.source)
         metrics = evaluate_zeroshot(
             state.model,
             item.source,
@@ -53,4 +57,33 @@ def _zeroshot(state: TrainingState) -> dict[str, float]:
         results[f"{name}/zeroshot_top1"] = float(metrics["top1"])
         results[f"{name}/zeroshot_top5"] = float(metrics["top5"])
         results[f"{name}/zeroshot_mean_recall"] = float(metrics["mean_per_class_recall"])
+    return results
+
+
+def _retrieval(state: TrainingState) -> dict[str, float]:
+    results: dict[str, float] = {}
+    for item in state.config.evaluation.retrieval:
+        name = evaluation_name(item.name, item.source)
+        metrics = evaluate_retrieval(
+            state.model, item.source, batch_size=state.config.evaluation.batch_size, progress=False
+        )
+        for key, value in metrics.items():
+            if key.startswith(("image_to_text_R@", "text_to_image_R@")):
+                results[f"{name}/{key}"] = float(value)
+    return results
+
+
+def _linear_probe(state: TrainingState) -> dict[str, float]:
+    results: dict[str, float] = {}
+    for item in state.config.evaluation.linear_probe:
+        name = evaluation_name(item.name, item.test)
+        metrics = linear_probe(
+            state.model,
+            item.train,
+            item.test,
+            seed=state.config.run.seed,
+            batch_size=state.config.evaluation.batch_size,
+            progress=False,
+        )
+        results[f"{name}/probe_top1"] = float(metrics["top1"])
     return results

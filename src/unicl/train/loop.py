@@ -132,7 +132,7 @@ def run_loop(
                 if checkpoint_step != step:
                     checkpoint = _save(state)
                 break
-        if stopped_by is None and config.evaluation.zeroshot:
+        if stopped_by is None and config.evaluation.enabled:
             evaluation = evaluate(state)
             _log_evaluation(sink, progress, counters.step, evaluation)
     finally:
