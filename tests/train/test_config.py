@@ -1,10 +1,13 @@
 """The training config: sections, types and ranges are checked before anything runs."""
 
 import pytest
+import torch
 import yaml
 
 from unicl.errors import UserInputError
 from unicl.train.config import config_from_dict, config_to_yaml, load_config
+from unicl.train.distributed import ProcessContext
+from unicl.train.trainer import build_run
 
 MINIMAL = {"data": {"sources": ["data/demo/fashion"]}}
 
@@ -50,6 +53,8 @@ def test_out_of_range_values_are_rejected():
         config_from_dict(_with(schedule={"steps": 100, "warmup_steps": 200}))
     with pytest.raises(UserInputError, match=r"'optim\.ema_decay' is 1\.5"):
         config_from_dict(_with(optim={"ema_decay": 1.5}))
+    with pytest.raises(UserInputError, match=r"'data\.max_bad_fraction' is 2\.0"):
+        config_from_dict(_with(data={"max_bad_fraction": 2.0}))
 
 
 def test_bad_source_is_named_by_its_index():
@@ -107,3 +112,15 @@ def test_printed_config_reads_back_identically(tmp_path):
     path = tmp_path / "resolved.yaml"
     path.write_text(config_to_yaml(config))
     assert load_config(path) == config
+
+
+def test_data_options_reach_the_stream():
+    config = load_config(
+        "configs/demo.yaml",
+        ["data.unique_captions=true", "data.max_bad_fraction=0.25", "data.workers=0"],
+    )
+    context = ProcessContext(rank=0, world_size=1, local_rank=0, device=torch.device("cpu"))
+    state, batches, _ = build_run(config, context)
+    assert state.stream.unique_captions is True
+    assert state.stream.bad_data.max_fraction == 0.25
+    batches.close()

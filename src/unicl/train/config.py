@@ -54,8 +54,11 @@ class DataConfig:
     batch of one optimiser step is `batch_size * accumulation_steps * world_size`, and every sample
     of it is a negative of every other (see `unicl.train.accumulation`). `balance`: the paper's
     balanced sampler (as many image-label as image-text samples per epoch); `merge_classes`: equal
-    class names in two sources share a label; `augment`: keyword arguments of
-    `unicl.data.BatchAugment` (e.g. `{scale: [0.5, 1.0], jitter: 0.4, flip_p: 0.5}`)."""
+    class names in two sources share a label; `unique_captions`: every caption its own label even
+    when repeated (the paper's exact TargetM; by default identical captions share one);
+    `max_bad_fraction`: the share of unreadable samples in an epoch past which the run stops;
+    `augment`: keyword arguments of `unicl.data.BatchAugment` (e.g. `{scale: [0.5, 1.0],
+    jitter: 0.4, flip_p: 0.5}`)."""
 
     sources: list[Any] = field(default_factory=list)
     batch_size: int = 64
@@ -63,6 +66,8 @@ class DataConfig:
     workers: int = 2
     balance: bool = True
     merge_classes: bool = False
+    unique_captions: bool = False
+    max_bad_fraction: float = 0.01
     augment: dict[str, Any] = field(default_factory=dict)
 
     def validate(self) -> None:
@@ -73,6 +78,12 @@ class DataConfig:
             except UserInputError as error:
                 raise UserInputError(f"config key 'data.sources.{index}': {error}") from None
         _require(self.batch_size > 0, "data.batch_size", self.batch_size, "> 0")
+        _require(
+            0.0 <= self.max_bad_fraction <= 1.0,
+            "data.max_bad_fraction",
+            self.max_bad_fraction,
+            "between 0 and 1",
+        )
         _require(
             self.accumulation_steps > 0,
             "data.accumulation_steps",

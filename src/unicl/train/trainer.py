@@ -74,6 +74,8 @@ def build_run(
         seed=config.run.seed,
         balance=config.data.balance,
         merge_classes=config.data.merge_classes,
+        unique_captions=config.data.unique_captions,
+        max_bad_fraction=config.data.max_bad_fraction,
         num_workers=config.data.workers,
         rank=context.rank,
         world_size=context.world_size,
