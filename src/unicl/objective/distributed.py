@@ -24,6 +24,7 @@ import torch.distributed as dist
 from torch import nn
 
 from unicl.objective.loss import (
+    LabelGroups,
     all_finite,
     float32_region,
     positive_logits,
@@ -96,8 +97,10 @@ class UniCLLoss(nn.Module):
             text_lse, _ = similarity_logsumexp(
                 texts * scale, all_images, self.tile_size, with_columns=False
             )
-            image_terms = image_lse - positive_logits(images, labels, all_texts, all_labels, scale)
-            text_terms = text_lse - positive_logits(texts, labels, all_images, all_labels, scale)
+            groups = LabelGroups(all_labels)
+            local_group = groups.group_of(labels)
+            image_terms = image_lse - positive_logits(images, local_group, all_texts, groups, scale)
+            text_terms = text_lse - positive_logits(texts, local_group, all_images, groups, scale)
             share = dist.get_world_size() / all_labels.shape[0]
             return (image_terms.sum() + text_terms.sum()) * (share / 2)
 

@@ -59,8 +59,9 @@ def unicl_loss(
     images, texts, scale = validate_inputs(image_features, text_features, labels, logit_scale)
     with float32_region(images.device):
         row_lse, column_lse = similarity_logsumexp(images * scale, texts, tile_size)
-        image_positives = positive_logits(images, labels, texts, labels, scale)
-        text_positives = positive_logits(texts, labels, images, labels, scale)
+        groups = LabelGroups(labels)
+        image_positives = positive_logits(images, groups.key_group, texts, groups, scale)
+        text_positives = positive_logits(texts, groups.key_group, images, groups, scale)
         image_to_text = (row_lse - image_positives).mean()
         text_to_image = (column_lse - text_positives).mean()
         return (image_to_text + text_to_image) / 2
@@ -82,26 +83,36 @@ def similarity_logsumexp(
     return tiled_logsumexp(scaled_queries, keys, tile_size, with_columns=with_columns)
 
 
+class LabelGroups:
+    """The distinct labels of a set of keys: each key's group and each group's size.
+
+    Built once per batch and shared by both directions of the loss.
+    """
+
+    def __init__(self, key_labels: torch.Tensor) -> None:
+        self.labels, self.key_group = torch.unique(key_labels, return_inverse=True)
+        self.sizes = torch.bincount(self.key_group, minlength=self.labels.numel())
+
+    def group_of(self, query_labels: torch.Tensor) -> torch.Tensor:
+        """The group of each query label; every query label must occur among the keys."""
+        return torch.searchsorted(self.labels, query_labels)
+
+
 def positive_logits(
     queries: torch.Tensor,
-    query_labels: torch.Tensor,
+    query_group: torch.Tensor,
     keys: torch.Tensor,
-    key_labels: torch.Tensor,
+    groups: LabelGroups,
     scale: torch.Tensor,
 ) -> torch.Tensor:
-    """``pos[i] = scale * mean_{k : key_labels[k] == query_labels[i]} <queries[i], keys[k]>``.
+    """``pos[i] = scale * mean_{k : group(k) == query_group[i]} <queries[i], keys[k]>``.
 
-    Every query label must occur among the key labels. Costs ``O((M + N) * D)``.
+    Costs ``O((M + N) * D)``: the keys are summed per group, then each query meets its group's sum.
     """
-    groups, key_group = torch.unique(key_labels, return_inverse=True)
-    group_sums = keys.new_zeros(groups.numel(), keys.shape[1]).index_add_(0, key_group, keys)
-    group_sizes = torch.bincount(key_group, minlength=groups.numel()).to(keys.dtype)
-    if query_labels is key_labels:
-        query_group = key_group
-    else:
-        query_group = torch.searchsorted(groups, query_labels)
+    group_sums = keys.new_zeros(groups.labels.numel(), keys.shape[1])
+    group_sums.index_add_(0, groups.key_group, keys)
     dots = (queries * group_sums[query_group]).sum(dim=1)
-    return scale * dots / group_sizes[query_group]
+    return scale * dots / groups.sizes[query_group].to(keys.dtype)
 
 
 def float32_region(device: torch.device) -> contextlib.AbstractContextManager:
