@@ -154,3 +154,14 @@ def test_ranks_with_worker_processes_split_shards_disjointly():
     assert len(seen[0]) == len(seen[1]) == 500
     assert not set(seen[0]) & set(seen[1])
     assert len(set(seen[0]) | set(seen[1])) == 1000
+
+
+@pytest.mark.parametrize("num_workers", [0, 1])
+def test_reading_an_epoch_draws_nothing_from_the_global_generator(sources, num_workers):
+    """So a run resumed mid-epoch draws the same augmentation numbers as an uninterrupted one."""
+    stream = UnifiedStream(sources, batch_size=8, image_size=16, seed=5, num_workers=num_workers)
+    torch.manual_seed(123)
+    before = torch.get_rng_state()
+    keys = keys_of(stream)
+    assert torch.equal(torch.get_rng_state(), before)
+    assert keys == keys_of(UnifiedStream(sources, batch_size=8, image_size=16, seed=5))

@@ -157,6 +157,10 @@ class UnifiedStream:
             self._positions = [int(p) for p in state["positions"]]
             self.bad_data.load_state_dict(state["bad_data"])
 
+    def _loader_generator(self) -> torch.Generator:
+        """The DataLoader's own generator: its per-epoch seed draw never touches the global one."""
+        return torch.Generator().manual_seed(hash((self.seed, self.epoch, self.rank)) % 2**63)
+
     def _layout(self) -> dict:
         return {
             "seed": self.seed,
@@ -175,6 +179,7 @@ class UnifiedStream:
             num_workers=self.num_workers,
             pin_memory=self.pin_memory,
             persistent_workers=False,
+            generator=self._loader_generator(),
         )
         for batch in loader:
             local = batch.consumer - self.rank * self.workers

@@ -151,19 +151,10 @@ def _build_augment(config: TrainConfig, model: torch.nn.Module) -> BatchAugment:
 
 
 def _endless(stream: UnifiedStream) -> Iterator[Batch]:
-    """Batches across epochs (the stream advances its epoch after each pass).
-
-    Fetching runs with the CPU generator forked: the stream is seeded on its own, and DataLoader
-    draws a seed from the global generator when an epoch's iterator starts; isolated, that draw
-    cannot shift the augmentation's random numbers after a mid-epoch resumption."""
+    """Batches across epochs (the stream advances its epoch after each pass). The stream draws
+    no number from the global generators, so a resumed run's augmentation repeats exactly."""
     while True:
-        batches = iter(stream)
-        while True:
-            with torch.random.fork_rng(devices=[]):
-                batch = next(batches, None)
-            if batch is None:
-                break
-            yield batch
+        yield from stream
 
 
 def _configure_torch(config: TrainConfig) -> None:
