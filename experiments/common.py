@@ -17,12 +17,10 @@ from typing import Any
 
 import torch
 
-from unicl.data import EvalDataset
-from unicl.evaluate import encode_dataset, evaluate_zeroshot, linear_probe_on_features
-from unicl.evaluate.datasets import model_transform
+from unicl.evaluate import evaluate_zeroshot, linear_probe
 from unicl.evaluate.results import write_json
+from unicl.files import write_text_atomic
 from unicl.models import load
-from unicl.models.serialization import write_text_atomic
 from unicl.train import train
 from unicl.train.config import config_from_dict
 
@@ -107,20 +105,9 @@ def train_run(
     return result.model_dir, time.perf_counter() - start
 
 
-def _features(model: torch.nn.Module, source: Any) -> tuple[torch.Tensor, torch.Tensor, int]:
-    dataset = EvalDataset(source, model_transform(model))
-    encoded = encode_dataset(model, dataset, progress=False)
-    return encoded.features, torch.tensor(encoded.targets), len(dataset.class_names)
-
-
 def probe_top1(model: torch.nn.Module, train_source: Any, test_source: Any) -> float:
     """Linear-probe top-1 on `test_source` of a probe fitted on `train_source` (image-label)."""
-    train_features, train_labels, num_classes = _features(model, train_source)
-    test_features, test_labels, _ = _features(model, test_source)
-    result = linear_probe_on_features(
-        train_features, train_labels, test_features, test_labels, num_classes
-    )
-    return result["top1"]
+    return linear_probe(model, train_source, test_source, progress=False)["top1"]
 
 
 def zeroshot_top1(model: torch.nn.Module, source: Any) -> float:
