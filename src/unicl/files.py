@@ -13,6 +13,8 @@ import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 
+from unicl.errors import UserInputError
+
 
 @contextlib.contextmanager
 def atomic_path(path: str | os.PathLike, suffix: str = ".tmp") -> Iterator[Path]:
@@ -41,3 +43,18 @@ def write_text_atomic(path: str | os.PathLike, text: str) -> None:
     """Write ``text`` as UTF-8 to ``path`` atomically."""
     with atomic_path(path) as temporary:
         temporary.write_text(text, encoding="utf-8")
+
+
+def refuse_existing(*paths: str | os.PathLike, overwrite: bool = False) -> None:
+    """Raise `UserInputError` before any work if an output path is taken.
+
+    A directory is never an acceptable output file; an existing file is replaced only when
+    ``overwrite`` is true (the command line's ``--overwrite``).
+    """
+    for path in map(Path, paths):
+        if path.is_dir():
+            raise UserInputError(f"{path} is a directory; give the output a file name")
+        if path.exists() and not overwrite:
+            raise UserInputError(
+                f"{path} already exists; pass --overwrite to replace it or choose another --out"
+            )

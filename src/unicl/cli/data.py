@@ -16,6 +16,7 @@ from unicl.data.prepare import prepare_fashion_mnist
 from unicl.data.registry import open_source
 from unicl.data.spec import KINDS
 from unicl.data.writers import write_shards
+from unicl.files import refuse_existing
 
 DATASETS = ("fashion-mnist",)
 
@@ -28,6 +29,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     inspect = commands.add_parser("inspect", help="kind, size, classes and bad samples of a source")
     inspect.add_argument("source", help=source_help)
     inspect.add_argument("--sheet", type=Path, help="write a PNG contact sheet of samples here")
+    inspect.add_argument(
+        "--overwrite", action="store_true", help="replace an existing --sheet file"
+    )
     inspect.add_argument("--limit", type=int, help="check only the first N samples for bad data")
     inspect.add_argument("--json", action="store_true", help="print the report as JSON")
     inspect.set_defaults(func=run_inspect)
@@ -58,6 +62,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 
 def run_inspect(args: argparse.Namespace) -> int:
+    if args.sheet is not None:
+        refuse_existing(args.sheet, overwrite=args.overwrite)
     report = inspect_source(args.source, sheet=args.sheet, limit=args.limit)
     if args.json:
         print(json.dumps(report, indent=2))

@@ -2,7 +2,8 @@
 
 Each command prints its metrics and writes them as JSON next to the model, in
 `MODEL_DIR/evaluation/<command>-<data name>.json` (`--out FILE` to choose); zero-shot also saves
-the confusion matrix as a PNG beside the JSON.
+the confusion matrix as a PNG beside the JSON. An existing result is replaced only with
+`--overwrite`, and no result is ever written over the model's own files.
 """
 
 from __future__ import annotations
@@ -19,7 +20,9 @@ from unicl.data import parse_source
 from unicl.errors import UserInputError
 from unicl.evaluate import evaluate_retrieval, evaluate_zeroshot, linear_probe
 from unicl.evaluate.results import write_json
+from unicl.files import refuse_existing
 from unicl.models import UniCLModel, load
+from unicl.templates import get_templates
 
 
 def add_model_options(parser: argparse.ArgumentParser) -> None:
@@ -62,11 +65,30 @@ def data_name(source: str) -> str:
     return re.sub(r"[^A-Za-z0-9_.-]+", "-", name).strip("-.") or "data"
 
 
-def result_path(args: argparse.Namespace, command: str, source: str) -> Path:
-    """`--out` if given, else `MODEL_DIR/evaluation/<command>-<data name>.json`."""
-    if args.out is not None:
-        return args.out
-    return args.model_dir / "evaluation" / f"{command}-{data_name(source)}.json"
+def refuse_outputs(args: argparse.Namespace, *paths: Path) -> None:
+    """Check output files before any work: none inside the model directory except under its
+    `evaluation/` folder, and none that exists unless `--overwrite`."""
+    model_dir = args.model_dir.resolve()
+    for path in paths:
+        resolved = path.resolve()
+        if resolved.is_relative_to(model_dir) and not resolved.is_relative_to(
+            model_dir / "evaluation"
+        ):
+            raise UserInputError(
+                f"{path} is inside the model directory {args.model_dir}; write results to its "
+                "evaluation/ folder (the default) or outside it"
+            )
+    refuse_existing(*paths, overwrite=args.overwrite)
+
+
+def result_path(args: argparse.Namespace, command: str, source: str, *siblings: str) -> Path:
+    """`--out` if given, else `MODEL_DIR/evaluation/<command>-<data name>.json`, after checking
+    it and its `siblings` (other suffixes written beside it) with `refuse_outputs`."""
+    path = args.out
+    if path is None:
+        path = args.model_dir / "evaluation" / f"{command}-{data_name(source)}.json"
+    refuse_outputs(args, path, *(path.with_suffix(suffix) for suffix in siblings))
+    return path
 
 
 def _shown(value: Any) -> str:
@@ -93,6 +115,13 @@ def _common(parser: argparse.ArgumentParser) -> None:
         "--out", type=Path, help="the JSON result file (default: next to the model)"
     )
     parser.add_argument("--json", action="store_true", help="print the results as JSON")
+    add_overwrite_option(parser)
+
+
+def add_overwrite_option(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--overwrite", action="store_true", help="replace output files that already exist"
+    )
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -137,14 +166,12 @@ def _options(args: argparse.Namespace) -> dict[str, Any]:
 
 
 def run_zeroshot(args: argparse.Namespace) -> int:
+    options = _options(args)
     model = load_model(args)
-    path = result_path(args, "zeroshot", args.data)
+    templates = None if args.templates is None else get_templates(args.templates)
+    path = result_path(args, "zeroshot", args.data, ".png")
     metrics = evaluate_zeroshot(
-        model,
-        args.data,
-        templates=args.templates,
-        confusion_png=path.with_suffix(".png"),
-        **_options(args),
+        model, args.data, templates=templates, confusion_png=path.with_suffix(".png"), **options
     )
     write_json(path, {"command": "zeroshot", "data": args.data, **metrics})
     report(metrics, path, args.json)
@@ -156,6 +183,7 @@ def run_linear_probe(args: argparse.Namespace) -> int:
         raise UserInputError(
             f"--validation-fraction is {args.validation_fraction}; it must be between 0 and 1"
         )
+    options = _options(args)
     model = load_model(args)
     path = result_path(args, "linear-probe", args.test)
     metrics = linear_probe(
@@ -164,7 +192,7 @@ def run_linear_probe(args: argparse.Namespace) -> int:
         args.test,
         validation_fraction=args.validation_fraction,
         seed=args.seed,
-        **_options(args),
+        **options,
     )
     write_json(path, {"command": "linear-probe", "train": args.train, "test": args.test, **metrics})
     report(metrics, path, args.json)
@@ -172,9 +200,10 @@ def run_linear_probe(args: argparse.Namespace) -> int:
 
 
 def run_retrieval(args: argparse.Namespace) -> int:
+    options = _options(args)
     model = load_model(args)
     path = result_path(args, "retrieval", args.data)
-    metrics = evaluate_retrieval(model, args.data, **_options(args))
+    metrics = evaluate_retrieval(model, args.data, **options)
     write_json(path, {"command": "retrieval", "data": args.data, **metrics})
     report(metrics, path, args.json)
     return 0

@@ -7,9 +7,10 @@ import argparse
 import json
 from pathlib import Path
 
-from unicl.cli.evaluate import add_model_options, load_model
+from unicl.cli.evaluate import add_model_options, add_overwrite_option, load_model, refuse_outputs
 from unicl.errors import UserInputError
 from unicl.evaluate import Prediction, export_embeddings, predict
+from unicl.evaluate.export import output_paths
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -32,6 +33,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     add_model_options(embed)
     embed.add_argument("--data", required=True, help="a source (see docs/data.md)")
     embed.add_argument("--out", type=Path, required=True, help="the .npy file to write")
+    add_overwrite_option(embed)
     embed.add_argument(
         "--modality",
         choices=("image", "text"),
@@ -89,7 +91,10 @@ def run_predict(args: argparse.Namespace) -> int:
 def run_embed(args: argparse.Namespace) -> int:
     if args.workers < 0:
         raise UserInputError(f"--workers is {args.workers}; it must be 0 or more")
+    if args.out.is_dir():
+        raise UserInputError(f"--out {args.out} is a directory; give the embeddings a file name")
     model = load_model(args)
+    refuse_outputs(args, *output_paths(args.out))
     npy, index = export_embeddings(
         model,
         args.data,
@@ -97,6 +102,7 @@ def run_embed(args: argparse.Namespace) -> int:
         modality=args.modality,
         batch_size=args.batch_size,
         num_workers=args.workers,
+        overwrite=args.overwrite,
     )
     print(f"wrote {npy} and {index}")
     return 0

@@ -11,7 +11,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 from unicl.errors import UserInputError
-from unicl.files import write_text_atomic
+from unicl.files import refuse_existing, write_text_atomic
 from unicl.models.serialization import TOKENIZER_FILE
 from unicl.models.tokenizer import train_bpe
 
@@ -26,6 +26,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     )
     train.add_argument("--min-frequency", type=int, default=2, help="minimum pair count to merge")
     train.add_argument("--out", type=Path, required=True, help="directory for tokenizer.json")
+    train.add_argument(
+        "--overwrite", action="store_true", help="replace an existing OUT/tokenizer.json"
+    )
     train.set_defaults(func=run_train)
 
 
@@ -36,6 +39,8 @@ def _lines(files: list[Path]) -> Iterator[str]:
 
 
 def run_train(args: argparse.Namespace) -> int:
+    out = args.out / TOKENIZER_FILE
+    refuse_existing(out, overwrite=args.overwrite)
     for path in args.files:
         if not path.is_file():
             raise UserInputError(f"{path} is not a file; pass UTF-8 text files, one text per line")
@@ -43,7 +48,6 @@ def run_train(args: argparse.Namespace) -> int:
         backend = train_bpe(_lines(args.files), args.vocab_size, args.min_frequency)
     except UnicodeDecodeError as error:
         raise UserInputError(f"a training file is not UTF-8 text: {error}") from error
-    out = args.out / TOKENIZER_FILE
     write_text_atomic(out, backend.to_str())
     print(f"wrote {out} ({backend.get_vocab_size()} tokens)")
     return 0

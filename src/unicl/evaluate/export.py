@@ -3,7 +3,8 @@
 `FILE.npy` holds float32 [N, E] L2-normalised embeddings; `FILE.index.jsonl` has one line per
 row, in row order: `{"row", "sample", "key"}` plus `class_id`/`class_name` (image-label data) or
 `text` (captions). `sample` is the position in the source's storage order and `key` its name
-(file path, shard/key or array index). Unreadable images have no row.
+(file path, shard/key or array index). Unreadable images have no row. Existing files are
+replaced only when asked (`overwrite=True`), and that is checked before anything is encoded.
 """
 
 from __future__ import annotations
@@ -20,22 +21,23 @@ from unicl.data import IMAGE_LABEL, IMAGE_TEXT
 from unicl.errors import UserInputError
 from unicl.evaluate.datasets import EvalData, eval_dataset
 from unicl.evaluate.embed import embed_texts, encode_dataset
-from unicl.files import atomic_path, write_text_atomic
+from unicl.files import atomic_path, refuse_existing, write_text_atomic
 
 
-def index_path(out: str | os.PathLike) -> Path:
-    """The index file written beside `out` (`emb.npy` -> `emb.index.jsonl`)."""
-    return Path(out).with_suffix(".index.jsonl")
+def output_paths(out: str | os.PathLike) -> tuple[Path, Path]:
+    """The files `export_embeddings(..., out)` writes: `emb` or `emb.npy` -> `emb.npy`,
+    `emb.index.jsonl`."""
+    out = Path(out)
+    npy = out if out.suffix == ".npy" else out.with_name(out.name + ".npy")
+    return npy, npy.with_suffix(".index.jsonl")
 
 
-def _write(out: Path, embeddings: np.ndarray, entries: list[dict]) -> tuple[Path, Path]:
-    out = out if out.suffix == ".npy" else out.with_name(out.name + ".npy")
-    index = index_path(out)
+def _write(paths: tuple[Path, Path], embeddings: np.ndarray, entries: list[dict]) -> None:
+    out, index = paths
     with atomic_path(out, ".npy") as temporary:
         np.save(temporary, embeddings)
     lines = (json.dumps(entry, ensure_ascii=False) + "\n" for entry in entries)
     write_text_atomic(index, "".join(lines))
-    return out, index
 
 
 def export_embeddings(
@@ -47,12 +49,17 @@ def export_embeddings(
     batch_size: int = 256,
     num_workers: int = 0,
     progress: bool | None = None,
+    overwrite: bool = False,
 ) -> tuple[Path, Path]:
     """Write the embeddings of `data` to `out` (`.npy` added if missing) and its index.
 
     modality `image`: every readable image. modality `text`: every caption of image-text data.
-    Returns `(npy path, index path)`.
+    Returns `output_paths(out)`: `(npy path, index path)`.
     """
+    paths = output_paths(out)
+    if Path(out).is_dir():
+        raise UserInputError(f"{out} is a directory; give the embeddings a file name")
+    refuse_existing(*paths, overwrite=overwrite)
     dataset = eval_dataset(data, model)
     raws = list(dataset.source.raw_samples())
     if modality == "text":
@@ -82,4 +89,5 @@ def export_embeddings(
     else:
         raise UserInputError(f"modality {modality!r} is unknown; use 'image' or 'text'")
     entries = [{"row": row, **entry} for row, entry in enumerate(entries)]
-    return _write(Path(out), features.numpy(), entries)
+    _write(paths, features.numpy(), entries)
+    return paths
