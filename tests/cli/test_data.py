@@ -12,7 +12,7 @@ def test_inspect_prints_json_and_writes_a_contact_sheet(tmp_path, capsys):
     sheet = tmp_path / "sheet.png"
     assert main(["data", "inspect", EMOJI_TEST, "--json", "--sheet", str(sheet)]) == 0
     report = json.loads(capsys.readouterr().out)
-    assert (report["kind"], report["task"], report["samples"], report["unreadable"]) == (
+    assert (report["kind"], report["modality"], report["samples"], report["unreadable"]) == (
         "shards",
         "image-text",
         200,

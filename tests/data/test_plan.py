@@ -9,7 +9,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from unicl.data.plan import consumer_quotas, epoch_quotas, indexed_items, seeded_rng, source_choices
-from unicl.data.source import IMAGE_LABEL, IMAGE_TEXT
+from unicl.data.source import Modality
 
 
 class SizedSource(SimpleNamespace):
@@ -17,22 +17,25 @@ class SizedSource(SimpleNamespace):
         return self.size
 
 
-def fake_source(size: int, task: str, weight: float = 1.0) -> SizedSource:
-    return SizedSource(size=size, task=task, spec=SimpleNamespace(weight=weight))
+def fake_source(size: int, modality: Modality, weight: float = 1.0) -> SizedSource:
+    return SizedSource(size=size, modality=modality, spec=SimpleNamespace(weight=weight))
 
 
 def test_balanced_quotas_upsample_the_smaller_kind_in_proportion():
     sources = [
-        fake_source(1000, IMAGE_LABEL),
-        fake_source(100, IMAGE_TEXT),
-        fake_source(300, IMAGE_TEXT),
+        fake_source(1000, Modality.IMAGE_LABEL),
+        fake_source(100, Modality.IMAGE_TEXT),
+        fake_source(300, Modality.IMAGE_TEXT),
     ]
     assert epoch_quotas(sources, balance=True) == [1000, 250, 750]
     assert epoch_quotas(sources, balance=False) == [1000, 100, 300]
 
 
 def test_weights_apply_before_balancing():
-    sources = [fake_source(100, IMAGE_LABEL, weight=3.0), fake_source(100, IMAGE_TEXT, weight=0.5)]
+    sources = [
+        fake_source(100, Modality.IMAGE_LABEL, weight=3.0),
+        fake_source(100, Modality.IMAGE_TEXT, weight=0.5),
+    ]
     assert epoch_quotas(sources, balance=False) == [300, 50]
     assert epoch_quotas(sources, balance=True) == [300, 300]
 
@@ -52,7 +55,7 @@ def test_consumer_quotas_split_each_source_evenly(quotas, consumers):
 @given(consumers=st.integers(1, 6), extra=st.integers(0, 200), seed=st.integers(0, 10))
 def test_one_pass_of_an_indexed_source_is_dealt_out_without_overlap(consumers, extra, seed):
     size = consumers + extra
-    source = fake_source(size, IMAGE_LABEL)
+    source = fake_source(size, Modality.IMAGE_LABEL)
     dealt = []
     for consumer in range(consumers):
         share = len(range(consumer, size, consumers))

@@ -16,13 +16,18 @@ from tests.data.data_corpus import (
     write_image_folder,
     write_label_shards,
 )
-from unicl.data import IMAGE_LABEL, IMAGE_TEXT, open_source, parse_source
+from unicl.data import Modality, open_source, parse_source
 from unicl.errors import UserInputError
 
 
 def test_idx_directory_reads_the_demo_fashion_mnist_with_its_class_names():
     train, test = open_source(str(FASHION)), open_source(f"{FASHION}#t10k")
-    assert (train.kind, train.task, len(train), len(test)) == ("idx", IMAGE_LABEL, 8000, 2000)
+    assert (train.kind, train.modality, len(train), len(test)) == (
+        "idx",
+        Modality.IMAGE_LABEL,
+        8000,
+        2000,
+    )
     assert train.class_names == list(CLASSES)
     image, text, class_id = next(test.samples())
     pixels, labels = fashion_arrays(1)
@@ -64,7 +69,7 @@ def test_image_folder_takes_classes_from_sub_folders(image_folder):
 def test_caption_manifests_pair_each_image_with_its_caption(tmp_path, kind):
     manifest = write_caption_manifest(tmp_path, 12, kind)
     source = open_source(str(manifest))
-    assert (source.kind, source.task, len(source)) == (kind, IMAGE_TEXT, 12)
+    assert (source.kind, source.modality, len(source)) == (kind, Modality.IMAGE_TEXT, 12)
     captions = [text for _, text, class_id in source.samples() if class_id == -1]
     assert captions == [caption for _, _, caption in emoji_pairs(12)]
 
@@ -74,13 +79,13 @@ def test_class_manifest_with_a_forced_kind(tmp_path):
     rows = [f"{p.relative_to(tmp_path)}\t{p.parent.name}" for p in sorted(folder.rglob("*.png"))]
     (tmp_path / "list.txt").write_text("path\tcategory\n" + "\n".join(rows) + "\n")
     source = open_source(f"tsv:{tmp_path}/list.txt")
-    assert (source.kind, source.task, len(source)) == ("tsv", IMAGE_LABEL, 20)
+    assert (source.kind, source.modality, len(source)) == ("tsv", Modality.IMAGE_LABEL, 20)
     assert source.class_names == sorted({p.parent.name for p in folder.rglob("*.png")})
 
 
 def test_webdataset_caption_shards_expand_braces():
     source = open_source(EMOJI_TRAIN)
-    assert (source.kind, source.task, len(source)) == ("shards", IMAGE_TEXT, 1000)
+    assert (source.kind, source.modality, len(source)) == ("shards", Modality.IMAGE_TEXT, 1000)
     assert source.shard_sizes == [250, 250, 250, 250]
     image, text, class_id = next(open_source(EMOJI_TEST).samples())
     assert image.mode == "RGB" and image.size == (64, 64)
@@ -90,7 +95,7 @@ def test_webdataset_caption_shards_expand_braces():
 def test_webdataset_class_shards(tmp_path):
     pattern = write_label_shards(tmp_path / "shards", 25, per_shard=10)
     source = open_source({"location": pattern, "classes": "fashion-mnist"})
-    assert (source.task, source.shard_sizes) == (IMAGE_LABEL, [10, 10, 5])
+    assert (source.modality, source.shard_sizes) == (Modality.IMAGE_LABEL, [10, 10, 5])
     assert [c for _, _, c in source.samples()] == fashion_arrays(25)[1].tolist()
 
 

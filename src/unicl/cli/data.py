@@ -69,7 +69,9 @@ def run_inspect(args: argparse.Namespace) -> int:
         print(json.dumps(report, indent=2))
         return 0
     classes = report["classes"]
-    print(f"{report['source']}: {report['kind']}, {report['task']}, {report['samples']} samples")
+    print(
+        f"{report['source']}: {report['kind']}, {report['modality']}, {report['samples']} samples"
+    )
     if classes:
         print(
             f"classes ({len(classes)}): {', '.join(classes[:20])}{' ...' if len(classes) > 20 else ''}"

@@ -3,7 +3,7 @@
 from unicl.data.batch import Batch
 from unicl.data.evaluation import EvalDataset, collate_skipping_bad
 from unicl.data.registry import open_source
-from unicl.data.source import IMAGE_LABEL, IMAGE_TEXT, RawSample, Source
+from unicl.data.source import Modality, RawSample, Source
 from unicl.data.spec import KINDS, SourceSpec, parse_source
 from unicl.data.stream import UnifiedStream
 from unicl.data.transforms import CLIP_MEAN, CLIP_STD, BatchAugment, EvalTransform
@@ -11,13 +11,12 @@ from unicl.data.transforms import CLIP_MEAN, CLIP_STD, BatchAugment, EvalTransfo
 __all__ = [
     "CLIP_MEAN",
     "CLIP_STD",
-    "IMAGE_LABEL",
-    "IMAGE_TEXT",
     "KINDS",
     "Batch",
     "BatchAugment",
     "EvalDataset",
     "EvalTransform",
+    "Modality",
     "RawSample",
     "Source",
     "SourceSpec",

@@ -8,7 +8,7 @@ from pathlib import Path
 import numpy as np
 
 from unicl.data.classes import CLASSES_FILE, read_class_names
-from unicl.data.source import IMAGE_LABEL, IndexedSource, RawSample
+from unicl.data.source import IndexedSource, Modality, RawSample
 from unicl.data.spec import SourceSpec, idx_split
 from unicl.errors import UserInputError
 
@@ -41,7 +41,7 @@ class ArraySource(IndexedSource):
     NPZ), else the label values as strings.
     """
 
-    task = IMAGE_LABEL
+    modality = Modality.IMAGE_LABEL
 
     def __init__(
         self, spec: SourceSpec, images: np.ndarray, labels: np.ndarray, names: list[str] | None

@@ -13,7 +13,7 @@ class Batch:
 
     images: uint8 [B, 3, H, W], resized and cropped (augment with `BatchAugment` on the device).
     texts: B strings: a class prompt (image-label) or the caption (image-text).
-    class_ids: int64 [B]: class in the stream's unified class space, or -1 for image-text.
+    class_ids: int64 [B]: class in the stream's unified class space, or `CAPTION_CLASS_ID` for image-text.
     labels: int64 [B]: `unicl.objective.target_labels(class_ids, texts)`; equal labels are positives.
     keys: B sample names (file path, shard/key or array index).
     bad: `(cause, key)` of samples this worker skipped since its previous batch.

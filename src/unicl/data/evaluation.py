@@ -10,7 +10,7 @@ from torch.utils.data import Dataset
 
 from unicl.data.images import DEFAULT_MAX_PIXELS, BadSample
 from unicl.data.registry import open_source
-from unicl.data.source import IMAGE_LABEL, IndexedSource, Source, decode
+from unicl.data.source import IndexedSource, Modality, Source, decode
 from unicl.data.spec import SourceSpec
 
 
@@ -31,7 +31,7 @@ class EvalDataset(Dataset):
         self.source = source if isinstance(source, Source) else open_source(source)
         self.transform = transform
         self.max_pixels = max_pixels
-        self.task = self.source.task
+        self.modality = self.source.modality
         self.class_names = self.source.class_names
         self.templates = self.source.templates
         self._raws = (
@@ -47,7 +47,7 @@ class EvalDataset(Dataset):
             image, text, class_id = decode(raw, max_pixels=self.max_pixels)
         except BadSample:
             return None
-        return self.transform(image), (class_id if self.task == IMAGE_LABEL else text)
+        return self.transform(image), (class_id if self.modality == Modality.IMAGE_LABEL else text)
 
 
 def collate_skipping_bad(items: list) -> tuple[torch.Tensor, list]:

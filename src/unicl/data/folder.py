@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from unicl.data.classes import read_class_names
-from unicl.data.source import IMAGE_LABEL, IndexedSource, RawSample
+from unicl.data.source import IndexedSource, Modality, RawSample
 from unicl.data.spec import SourceSpec
 from unicl.errors import UserInputError
 
@@ -22,7 +22,7 @@ class FolderSource(IndexedSource):
     """
 
     kind = "folder"
-    task = IMAGE_LABEL
+    modality = Modality.IMAGE_LABEL
 
     def __init__(self, spec: SourceSpec) -> None:
         super().__init__(spec)

@@ -11,14 +11,14 @@ from matplotlib.figure import Figure
 
 from unicl.data.images import BadSample
 from unicl.data.registry import open_source
-from unicl.data.source import IMAGE_LABEL, Source, decode
+from unicl.data.source import Modality, Source, decode
 from unicl.files import atomic_path
 
 
 def inspect_source(
     source: str | Source, *, sheet: Path | None = None, shown: int = 16, limit: int | None = None
 ) -> dict:
-    """Kind, task, sample count, classes and bad samples (by cause, of the first `limit` or all);
+    """Kind, modality, sample count, classes and bad samples (by cause, of the first `limit` or all);
     with `sheet`, a PNG grid of the first `shown` good samples with their texts."""
     opened = source if isinstance(source, Source) else open_source(source)
     bad: Counter = Counter()
@@ -32,12 +32,14 @@ def inspect_source(
             bad[error.cause] += 1
             continue
         if len(examples) < shown:
-            caption = opened.class_names[class_id] if opened.task == IMAGE_LABEL else text
+            caption = (
+                opened.class_names[class_id] if opened.modality == Modality.IMAGE_LABEL else text
+            )
             examples.append((image, caption))
     report = {
         "source": source if isinstance(source, str) else opened.spec.location,
         "kind": opened.kind,
-        "task": opened.task,
+        "modality": opened.modality,
         "samples": len(opened),
         "classes": opened.class_names,
         "checked": checked,

@@ -14,9 +14,10 @@ from collections.abc import Iterable
 from pathlib import Path
 
 from unicl.data.classes import read_class_names
-from unicl.data.source import IMAGE_LABEL, IMAGE_TEXT, IndexedSource, RawSample
+from unicl.data.source import IndexedSource, Modality, RawSample
 from unicl.data.spec import SourceSpec
 from unicl.errors import UserInputError
+from unicl.objective import CAPTION_CLASS_ID
 
 IMAGE_COLUMNS = ("filepath", "image", "image_path", "path", "file", "filename")
 TEXT_COLUMNS = ("caption", "title", "text", "txt")
@@ -81,12 +82,12 @@ class ManifestSource(IndexedSource):
         root = path.parent
         self.paths = [root / row.get(image_column, "") for row in rows]
         if text_column is not None:
-            self.task = IMAGE_TEXT
+            self.modality = Modality.IMAGE_TEXT
             self.class_names = []
             self.texts: list[str | None] = [row.get(text_column) or "" for row in rows]
-            self.class_ids = [-1] * len(rows)
+            self.class_ids = [CAPTION_CLASS_ID] * len(rows)
         else:
-            self.task = IMAGE_LABEL
+            self.modality = Modality.IMAGE_LABEL
             self.texts = [None] * len(rows)
             values = [(row.get(class_column) or "").strip() for row in rows]
             self.class_names, self.class_ids = self._classes(values, spec, path)

@@ -24,9 +24,8 @@ import numpy as np
 import webdataset as wds
 
 from unicl.data.source import (
-    IMAGE_LABEL,
-    IMAGE_TEXT,
     IndexedSource,
+    Modality,
     RawSample,
     ShardedSource,
     Source,
@@ -45,12 +44,12 @@ def epoch_quotas(sources: Sequence[Source], *, balance: bool) -> list[int]:
     """Samples per epoch from each source (step 1 above)."""
     base = [source.spec.weight * len(source) for source in sources]
     totals = {
-        task: sum(b for b, s in zip(base, sources, strict=True) if s.task == task)
-        for task in (IMAGE_LABEL, IMAGE_TEXT)
+        modality: sum(b for b, s in zip(base, sources, strict=True) if s.modality == modality)
+        for modality in (Modality.IMAGE_LABEL, Modality.IMAGE_TEXT)
     }
     if balance and all(totals.values()):
         target = max(totals.values())
-        return [round(b * target / totals[s.task]) for b, s in zip(base, sources, strict=True)]
+        return [round(b * target / totals[s.modality]) for b, s in zip(base, sources, strict=True)]
     return [round(b) for b in base]
 
 

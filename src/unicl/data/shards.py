@@ -18,9 +18,10 @@ from braceexpand import braceexpand
 
 from unicl.data.classes import read_class_names
 from unicl.data.images import BadSample
-from unicl.data.source import IMAGE_LABEL, IMAGE_TEXT, RawSample, ShardedSource
+from unicl.data.source import Modality, RawSample, ShardedSource
 from unicl.data.spec import SourceSpec
 from unicl.errors import UserInputError
+from unicl.objective import CAPTION_CLASS_ID
 
 IMAGE_EXTENSIONS = ("jpg", "jpeg", "png", "webp")
 
@@ -79,8 +80,8 @@ class ShardSource(ShardedSource):
         first = next(iterate_shard(self.urls[0], on_error=wds.ignore_and_continue), None)
         if first is None:
             raise UserInputError(f"shard {self.urls[0]} holds no samples")
-        self.task = IMAGE_TEXT if _caption(first) is not None else IMAGE_LABEL
-        if self.task == IMAGE_LABEL and "cls" not in first:
+        self.modality = Modality.IMAGE_TEXT if _caption(first) is not None else Modality.IMAGE_LABEL
+        if self.modality == Modality.IMAGE_LABEL and "cls" not in first:
             raise UserInputError(
                 f"shard {self.urls[0]}: sample {first['__key__']!r} has neither a caption "
                 f"(txt, json caption) nor a class (cls); it has {sorted(first)}"
@@ -89,12 +90,12 @@ class ShardSource(ShardedSource):
         self.shard_sizes = [size or 0 for size in sizes]
         largest_class = -1
         for shard, size in enumerate(sizes):
-            if size is None or (self.task == IMAGE_LABEL and spec.classes is None):
+            if size is None or (self.modality == Modality.IMAGE_LABEL and spec.classes is None):
                 raws = list(self.read_shard(shard))
                 sizes[shard] = len(raws)
                 largest_class = max([largest_class, *(raw.class_id for raw in raws)])
         self.shard_sizes = [int(size) for size in sizes]
-        if self.task == IMAGE_TEXT:
+        if self.modality == Modality.IMAGE_TEXT:
             self.class_names = []
         elif spec.classes is not None:
             self.class_names = read_class_names(spec.classes)
@@ -110,8 +111,8 @@ class ShardSource(ShardedSource):
             read += 1
             key = f"{url}/{sample['__key__']}"
             image = next((sample[e] for e in IMAGE_EXTENSIONS if e in sample), b"")
-            if self.task == IMAGE_TEXT:
-                yield RawSample(key, image, _caption(sample) or "", -1)
+            if self.modality == Modality.IMAGE_TEXT:
+                yield RawSample(key, image, _caption(sample) or "", CAPTION_CLASS_ID)
                 continue
             class_text = sample.get("cls", b"").decode(errors="replace").strip()
             if not class_text.isdigit():

@@ -9,15 +9,24 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from dataclasses import dataclass
+from enum import Enum
 
 from PIL import Image
 
 from unicl.data.images import DEFAULT_MAX_PIXELS, BadSample, ImagePayload, load_image
 from unicl.data.spec import SourceSpec
+from unicl.objective import CAPTION_CLASS_ID
 from unicl.templates import get_templates
 
-IMAGE_LABEL = "image-label"
-IMAGE_TEXT = "image-text"
+
+class Modality(str, Enum):
+    """What a source pairs with its images: class labels or captions."""
+
+    IMAGE_LABEL = "image-label"
+    IMAGE_TEXT = "image-text"
+
+    def __str__(self) -> str:
+        return self.value
 
 
 @dataclass(frozen=True, slots=True)
@@ -28,7 +37,7 @@ class RawSample:
     image: file path, encoded bytes or uint8 pixels; a `BadSample` when the reader already knows
         the sample is unusable (e.g. lost from a truncated shard).
     text: the caption (image-text) or None (image-label).
-    class_id: index into the source's `class_names`, or -1 for an image-text pair.
+    class_id: index into the source's `class_names`, or `CAPTION_CLASS_ID` for an image-text pair.
     """
 
     key: str
@@ -38,14 +47,14 @@ class RawSample:
 
 
 class Source:
-    """Base of all sources. Subclasses set `kind`, `task`, `class_names` and implement reading.
+    """Base of all sources. Subclasses set `kind`, `modality`, `class_names` and implement reading.
 
-    task: `IMAGE_LABEL` or `IMAGE_TEXT`. class_names: the source's own classes ([] for image-text).
+    modality: a `Modality`. class_names: the source's own classes ([] for image-text).
     templates: the prompt templates for this source's classes (`{}` marks the class name).
     """
 
     kind: str
-    task: str
+    modality: Modality
     class_names: list[str]
 
     def __init__(self, spec: SourceSpec) -> None:
@@ -106,7 +115,7 @@ def decode(
     """`(image RGB, text, class_id)` of a raw sample, or `BadSample` (including empty captions)."""
     if isinstance(raw.image, BadSample):
         raise raw.image
-    if raw.class_id < 0 and not (raw.text and raw.text.strip()):
+    if raw.class_id == CAPTION_CLASS_ID and not (raw.text and raw.text.strip()):
         raise BadSample("empty_caption", raw.key)
     image = load_image(raw.image, raw.key, max_pixels=max_pixels, draft_size=draft_size)
     return image, raw.text, raw.class_id

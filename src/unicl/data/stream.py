@@ -27,10 +27,10 @@ from unicl.data.classes import ClassSpace
 from unicl.data.images import DEFAULT_MAX_PIXELS, BadSample, fit_square
 from unicl.data.plan import consumer_quotas, consumer_samples, epoch_quotas, seeded_rng
 from unicl.data.registry import open_source
-from unicl.data.source import IMAGE_LABEL, Source, decode
+from unicl.data.source import Modality, Source, decode
 from unicl.data.spec import SourceSpec
 from unicl.errors import UserInputError
-from unicl.objective import target_labels
+from unicl.objective import CAPTION_CLASS_ID, target_labels
 
 logger = logging.getLogger("unicl.data")
 
@@ -216,7 +216,7 @@ class UnifiedStream:
             except BadSample as error:
                 bad.append((error.cause, error.key))
                 continue
-            if self.sources[index].task == IMAGE_LABEL:
+            if self.sources[index].modality == Modality.IMAGE_LABEL:
                 class_id = self.global_ids[index][class_id]
             origins.append(index)
             images.append(fit_square(image, self.image_size))
@@ -243,7 +243,7 @@ class UnifiedStream:
         draws = rng.random(len(texts)).tolist()
         prompts = []
         for text, class_id, origin, draw in zip(texts, class_ids, origins, draws, strict=True):
-            if class_id >= 0:
+            if class_id != CAPTION_CLASS_ID:
                 templates = self.sources[origin].templates
                 text = templates[int(draw * len(templates))].replace(
                     "{}", self.class_names[class_id]

@@ -13,6 +13,7 @@ from PIL import Image
 from torch import nn
 
 from unicl.data.images import fit_square
+from unicl.objective import CAPTION_CLASS_ID
 
 CLIP_MEAN = (0.48145466, 0.4578275, 0.40821073)
 CLIP_STD = (0.26862954, 0.26130258, 0.27577711)
@@ -49,7 +50,7 @@ class BatchAugment(nn.Module):
         self.normalize = K.Normalize(torch.tensor(mean), torch.tensor(std))
 
     def forward(self, images: torch.Tensor, class_ids: torch.Tensor | None = None) -> torch.Tensor:
-        """images uint8 [B,3,h,w]; class_ids int64 [B] (-1 = image-text, never flipped)."""
+        """images uint8 [B,3,h,w]; class_ids int64 [B] (`CAPTION_CLASS_ID` = image-text, never flipped)."""
         x = images.float().div_(255)
         if not self.training:
             if x.shape[-2:] != (self.image_size, self.image_size):
@@ -60,7 +61,7 @@ class BatchAugment(nn.Module):
         x = self.jitter(self.crop(x))
         flip = torch.rand(len(x), device=x.device) < self.flip_p
         if class_ids is not None:
-            flip &= class_ids.to(x.device) >= 0
+            flip &= class_ids.to(x.device) != CAPTION_CLASS_ID
         x = torch.where(flip[:, None, None, None], x.flip(-1), x)
         return self.normalize(x)
 

@@ -19,7 +19,7 @@ from pathlib import Path
 import webdataset as wds
 
 from unicl.data.images import BadSample, load_image
-from unicl.data.source import IMAGE_TEXT, RawSample, Source, decode
+from unicl.data.source import Modality, RawSample, Source, decode
 from unicl.errors import UserInputError
 
 DIRECT_SUFFIXES = {".jpg": "jpg", ".jpeg": "jpg", ".png": "png", ".webp": "webp"}
@@ -72,7 +72,7 @@ def write_shards(source: Source, out: Path, per_shard: int, prefix: str = "shard
                     bad[error.cause] += 1
                     continue
                 sample = {"__key__": f"{written:09d}", extension: data}
-                if source.task == IMAGE_TEXT:
+                if source.modality == Modality.IMAGE_TEXT:
                     sample["txt"] = raw.text
                     sample["json"] = {"caption": raw.text, "source_key": raw.key}
                 else:
@@ -84,7 +84,7 @@ def write_shards(source: Source, out: Path, per_shard: int, prefix: str = "shard
                 sink.write(sample)
                 written += 1
         _write_stats(work, prefix, written, per_shard)
-        if source.task != IMAGE_TEXT:
+        if source.modality != Modality.IMAGE_TEXT:
             (work / "classes.txt").write_text(
                 "\n".join(source.class_names) + "\n", encoding="utf-8"
             )
@@ -114,7 +114,7 @@ def _write_stats(work: Path, prefix: str, written: int, per_shard: int) -> None:
 
 def write_image_folder(source: Source, out: Path) -> dict:
     """Write an image-label `source` as `out/CLASS/NNNNNNNN.EXT`; returns counts."""
-    if source.task == IMAGE_TEXT:
+    if source.modality == Modality.IMAGE_TEXT:
         raise UserInputError(f"{source.describe()} has captions, not classes; write shards instead")
     bad: Counter = Counter()
     written = 0

@@ -9,7 +9,7 @@ from pathlib import Path
 from PIL import Image
 from torch import nn
 
-from unicl.data import IMAGE_LABEL, IMAGE_TEXT, EvalDataset, EvalTransform, Source, SourceSpec
+from unicl.data import EvalDataset, EvalTransform, Modality, Source, SourceSpec
 from unicl.data.images import BadSample, load_image, to_rgb
 from unicl.data.source import IndexedSource
 from unicl.errors import UserInputError
@@ -24,15 +24,15 @@ def model_transform(model: nn.Module) -> EvalTransform:
     return EvalTransform(model.image_size, model.image_mean, model.image_std)
 
 
-def eval_dataset(data: EvalData, model: nn.Module, task: str | None = None) -> EvalDataset:
-    """`data` as an `EvalDataset` transformed for `model`; `task` (`IMAGE_LABEL` or `IMAGE_TEXT`),
-    when given, is required of the source, with an error saying what was expected."""
+def eval_dataset(data: EvalData, model: nn.Module, modality: Modality | None = None) -> EvalDataset:
+    """`data` as an `EvalDataset` transformed for `model`; `modality`, when given, is required of
+    the source, with an error saying what was expected."""
     dataset = data if isinstance(data, EvalDataset) else EvalDataset(data, model_transform(model))
-    if task is not None and dataset.task != task:
-        wanted = "class labels" if task == IMAGE_LABEL else "captions"
+    if modality is not None and dataset.modality != modality:
+        wanted = "class labels" if modality == Modality.IMAGE_LABEL else "captions"
         raise UserInputError(
-            f"{dataset.source.describe()} is {dataset.task} data, but this evaluation needs "
-            f"images with {wanted} ({task} data)"
+            f"{dataset.source.describe()} is {dataset.modality} data, but this evaluation needs "
+            f"images with {wanted} ({modality} data)"
         )
     if len(dataset) == 0:
         raise UserInputError(f"{dataset.source.describe()} holds no samples")
@@ -47,7 +47,7 @@ def image_groups(dataset: EvalDataset) -> list[int]:
     stored inside the source (arrays, shards) are one image per sample.
     """
     source = dataset.source
-    if dataset.task != IMAGE_TEXT or not isinstance(source, IndexedSource):
+    if dataset.modality != Modality.IMAGE_TEXT or not isinstance(source, IndexedSource):
         return list(range(len(dataset)))
     first: dict[str, int] = {}
     groups = []

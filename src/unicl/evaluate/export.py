@@ -17,7 +17,7 @@ from typing import Literal
 import numpy as np
 from torch import nn
 
-from unicl.data import IMAGE_LABEL, IMAGE_TEXT
+from unicl.data import Modality
 from unicl.errors import UserInputError
 from unicl.evaluate.datasets import EvalData, eval_dataset
 from unicl.evaluate.embed import embed_texts, encode_dataset
@@ -63,9 +63,9 @@ def export_embeddings(
     dataset = eval_dataset(data, model)
     raws = list(dataset.source.raw_samples())
     if modality == "text":
-        if dataset.task != IMAGE_TEXT:
+        if dataset.modality != Modality.IMAGE_TEXT:
             raise UserInputError(
-                f"{dataset.source.describe()} has no captions ({dataset.task} data); "
+                f"{dataset.source.describe()} has no captions ({dataset.modality} data); "
                 "export its images (--modality image) or give image-text data"
             )
         rows = [(sample, raw) for sample, raw in enumerate(raws) if raw.text]
@@ -81,7 +81,7 @@ def export_embeddings(
         entries = []
         for sample, target in zip(encoded.indices.tolist(), encoded.targets, strict=True):
             entry = {"sample": sample, "key": raws[sample].key}
-            if dataset.task == IMAGE_LABEL:
+            if dataset.modality == Modality.IMAGE_LABEL:
                 entry.update(class_id=target, class_name=dataset.class_names[target])
             else:
                 entry["text"] = target

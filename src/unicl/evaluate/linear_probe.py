@@ -12,7 +12,7 @@ from collections.abc import Sequence
 import torch
 from torch import nn
 
-from unicl.data import IMAGE_LABEL
+from unicl.data import Modality
 from unicl.errors import UserInputError
 from unicl.evaluate.datasets import EvalData, eval_dataset
 from unicl.evaluate.embed import encode_dataset
@@ -81,8 +81,8 @@ def linear_probe(
     Both must be image-label data with the same classes in the same order. Returns the metrics
     of `linear_probe_on_features` plus `skipped` (unreadable images in either split).
     """
-    train_set = eval_dataset(train, model, task=IMAGE_LABEL)
-    test_set = eval_dataset(test, model, task=IMAGE_LABEL)
+    train_set = eval_dataset(train, model, modality=Modality.IMAGE_LABEL)
+    test_set = eval_dataset(test, model, modality=Modality.IMAGE_LABEL)
     if train_set.class_names != test_set.class_names:
         raise UserInputError(
             f"the training classes {train_set.class_names} differ from the test classes "

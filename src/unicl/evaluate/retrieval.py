@@ -8,7 +8,7 @@ import torch
 from torch import nn
 from torch.utils.data import Subset
 
-from unicl.data import IMAGE_TEXT
+from unicl.data import Modality
 from unicl.errors import UserInputError
 from unicl.evaluate.datasets import EvalData, eval_dataset, image_groups
 from unicl.evaluate.embed import embed_texts, encode_dataset
@@ -31,7 +31,7 @@ def evaluate_retrieval(
     `text_to_image_R@k` (fractions), `num_images`, `num_texts` and `skipped` (unreadable images,
     whose captions are left out too).
     """
-    dataset = eval_dataset(data, model, task=IMAGE_TEXT)
+    dataset = eval_dataset(data, model, modality=Modality.IMAGE_TEXT)
     groups = image_groups(dataset)
     firsts = sorted(set(groups))
     encoded = encode_dataset(

@@ -15,7 +15,7 @@ import torch
 from PIL import Image
 from torch import nn
 
-from unicl.data import IMAGE_LABEL
+from unicl.data import Modality
 from unicl.errors import UserInputError
 from unicl.evaluate.datasets import EvalData, eval_dataset, model_transform, read_images
 from unicl.evaluate.embed import embed_images, encode_dataset, inference_mode
@@ -116,7 +116,7 @@ def evaluate_zeroshot(
     Returns `top1`, `top5`, `mean_per_class_recall` (fractions), `num_samples`, `num_classes`,
     `num_templates` and `skipped` (unreadable images).
     """
-    dataset = eval_dataset(data, model, task=IMAGE_LABEL)
+    dataset = eval_dataset(data, model, modality=Modality.IMAGE_LABEL)
     names = check_class_names(class_names if class_names is not None else dataset.class_names)
     chosen = resolve_templates(templates) if templates is not None else dataset.templates
     encoded = encode_dataset(

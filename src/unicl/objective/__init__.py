@@ -3,10 +3,10 @@
 from unicl.objective.distributed import UniCLLoss, gather_labels, gather_with_grad, is_distributed
 from unicl.objective.loss import unicl_loss
 from unicl.objective.supcon import supcon_loss
-from unicl.objective.targets import IMAGE_TEXT, target_labels
+from unicl.objective.targets import CAPTION_CLASS_ID, target_labels
 
 __all__ = [
-    "IMAGE_TEXT",
+    "CAPTION_CLASS_ID",
     "UniCLLoss",
     "gather_labels",
     "gather_with_grad",

@@ -4,7 +4,7 @@ The paper's TargetM maps a batch to labels such that samples of one class share 
 image-text pair gets a label of its own. Here:
 
 * an image-label sample keeps its class id (``class_ids[i] >= 0``);
-* an image-text pair (``class_ids[i] == -1``) gets ``-1 - (h >> 1)`` where ``h`` is the 64-bit
+* an image-text pair (``class_ids[i] == CAPTION_CLASS_ID``, i.e. -1) gets ``-1 - (h >> 1)`` where ``h`` is the 64-bit
   BLAKE2b digest of its caption: identical captions share a label (a repeated caption is not a false
   negative of itself), caption labels are negative so they never collide with class labels, and
   every rank computes the same label for the same caption without communicating;
@@ -22,8 +22,8 @@ from collections.abc import Sequence
 
 import torch
 
-IMAGE_TEXT = -1
-"""The class id that marks an image-text pair."""
+CAPTION_CLASS_ID = -1
+"""The class id of an image-text pair: it has a caption, not a class."""
 
 
 def _caption_label(key: str) -> int:
@@ -68,9 +68,9 @@ def target_labels(
     if len(texts) != ids.numel():
         raise ValueError(f"texts has {len(texts)} entries but class_ids has {ids.numel()}")
     ids = ids.long()
-    if ids.numel() and int(ids.min()) < IMAGE_TEXT:
+    if ids.numel() and int(ids.min()) < CAPTION_CLASS_ID:
         raise ValueError(f"class_ids must be >= 0 or -1 (image-text), found {int(ids.min())}")
-    pair_positions = (ids == IMAGE_TEXT).nonzero().flatten().tolist()
+    pair_positions = (ids == CAPTION_CLASS_ID).nonzero().flatten().tolist()
     if not pair_positions:
         return ids.clone()
     if unique_captions:

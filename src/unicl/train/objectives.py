@@ -8,7 +8,7 @@ returning per-sample features and shared tensors such as the logit scale), and s
 
 * `unicl`:  `UniCLLoss` between image and text features, labels from TargetM.
 * `ce`:     a linear classifier over the class ids on the (unnormalised) image features;
-            image-text samples (`class_id = -1`) are ignored.
+            image-text samples (`CAPTION_CLASS_ID`) are ignored.
 * `supcon`: SupCon over two augmented views of every image, gathered across processes.
 """
 
@@ -22,7 +22,14 @@ import torch.nn.functional as F
 from torch import nn
 
 from unicl.errors import UserInputError
-from unicl.objective import UniCLLoss, gather_labels, gather_with_grad, is_distributed, supcon_loss
+from unicl.objective import (
+    CAPTION_CLASS_ID,
+    UniCLLoss,
+    gather_labels,
+    gather_with_grad,
+    is_distributed,
+    supcon_loss,
+)
 from unicl.train.accumulation import Tensors
 from unicl.train.config import ObjectiveConfig
 
@@ -81,12 +88,14 @@ class CrossEntropyTask(nn.Module):
         gradient averaging turns into the gradient of the global mean."""
         (logits,) = features
         targets = inputs["class_ids"]
-        count = (targets >= 0).sum()
+        count = (targets != CAPTION_CLASS_ID).sum()
         world = 1
         if is_distributed():
             count, world = count.clone(), dist.get_world_size()
             dist.all_reduce(count)
-        total = F.cross_entropy(logits.float(), targets, ignore_index=-1, reduction="sum")
+        total = F.cross_entropy(
+            logits.float(), targets, ignore_index=CAPTION_CLASS_ID, reduction="sum"
+        )
         return total * world / count.clamp(min=1)
 
     def after_step(self) -> None:
