@@ -3,7 +3,7 @@
 import pytest
 
 from unicl.errors import UserInputError
-from unicl.templates import TEMPLATE_SETS, get_templates
+from unicl.templates import TEMPLATE_SETS, fill_template, get_templates
 
 
 def test_named_sets_are_distinct_well_formed_templates():
@@ -30,3 +30,7 @@ def test_bad_template_files_name_the_line(tmp_path):
         get_templates(path)
     with pytest.raises(UserInputError, match="neither a named set"):
         get_templates("clip-templates")
+
+
+def test_filling_keeps_braces_of_the_class_name():
+    assert fill_template("a photo of a {}.", "set {a, b}") == "a photo of a set {a, b}."

@@ -1,6 +1,7 @@
 """UniCL: unified contrastive learning in image-text-label space."""
 
-from unicl.models import UniCLModel, build_zeroshot_classifier, create_model, list_models, load
+from unicl.evaluate import build_zeroshot_classifier
+from unicl.models import UniCLModel, create_model, list_models, load
 from unicl.objective import UniCLLoss, supcon_loss, target_labels, unicl_loss
 
 __all__ = [

@@ -120,6 +120,12 @@ def validate_template(template: str, where: str) -> str:
     return template
 
 
+def fill_template(template: str, class_name: str) -> str:
+    """The prompt for `class_name`: `template` with its `{}` replaced (braces in the name are kept
+    as they are, unlike `str.format`)."""
+    return template.replace("{}", class_name)
+
+
 def get_templates(name_or_file: str | os.PathLike) -> tuple[str, ...]:
     """A named set (`default`, `imagenet`) or a UTF-8 file with one template per line.
 

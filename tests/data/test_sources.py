@@ -113,3 +113,16 @@ def test_forced_kind_prefix_and_split_suffix_parse():
     assert (spec.kind, spec.location, spec.split) == ("shards", "/data/x.tar", "valid")
     with pytest.raises(UserInputError, match="kind 'bogus'"):
         parse_source({"location": "x", "kind": "bogus"})
+
+
+@pytest.mark.parametrize(
+    ("source", "name"),
+    [
+        ("data/demo/fashion-mnist#t10k", "fashion-mnist-t10k"),
+        ("shards:/d/train-{000000..000009}.tar", "train-000000..000009"),
+        ("csv:/data/my captions.csv/", "my-captions.csv"),
+        ("/", "data"),
+    ],
+)
+def test_a_source_is_named_after_its_last_path_component_and_split(source, name):
+    assert parse_source(source).name == name

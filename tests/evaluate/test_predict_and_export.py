@@ -8,7 +8,7 @@ import torch
 
 from unicl.errors import UserInputError
 from unicl.evaluate import classify, embed_images, export_embeddings, predict
-from unicl.evaluate.datasets import model_transform, read_images
+from unicl.evaluate.inputs import model_transform, read_images
 
 LABELS = ["cat", "dog", "red square", "ship"]
 

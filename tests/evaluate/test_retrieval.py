@@ -5,7 +5,7 @@ import torch
 
 from unicl.errors import UserInputError
 from unicl.evaluate import embed_images, embed_texts, evaluate_retrieval, retrieval_recall
-from unicl.evaluate.datasets import model_transform, read_images
+from unicl.evaluate.inputs import model_transform, read_images
 
 
 def test_rows_naming_one_image_file_are_one_image_with_several_captions(

@@ -4,10 +4,11 @@ import shutil
 
 import pytest
 import torch
+import torch.nn.functional as F
 from PIL import Image
 
 from unicl.errors import UserInputError
-from unicl.evaluate import classify, evaluate_zeroshot, zeroshot_classifier
+from unicl.evaluate import build_zeroshot_classifier, classify, evaluate_zeroshot
 
 NAMES = ["a blue square", "a green square", "a red square"]  # sorted, as folder classes are
 
@@ -35,10 +36,34 @@ def test_top1_is_the_agreement_with_the_models_own_predictions(tiny_model, colou
     assert agree["num_samples"] == 18 and agree["num_classes"] == 3
 
 
-def test_classifier_columns_are_unit_vectors_one_per_class(tiny_model):
-    weights = zeroshot_classifier(tiny_model, NAMES, ["a photo of {}.", "art of {}."])
-    assert weights.shape == (tiny_model.embed_dim, 3)
-    assert torch.allclose(weights.norm(dim=0), torch.ones(3), atol=1e-5)
+TEMPLATES = ["a photo of a {}.", "a {} on a table.", "a drawing of the {}."]
+
+
+def test_columns_are_normalised_template_averages(tiny_model):
+    weights = build_zeroshot_classifier(tiny_model, NAMES, TEMPLATES, batch_size=4)
+    assert weights.shape == (tiny_model.embed_dim, len(NAMES))
+    torch.testing.assert_close(weights.norm(dim=0), torch.ones(3))
+    with torch.no_grad():
+        prompts = [t.format(NAMES[1]) for t in TEMPLATES]
+        expected = tiny_model.encode_text(tiny_model.tokenize(prompts), normalize=True).mean(0)
+    torch.testing.assert_close(weights[:, 1], F.normalize(expected, dim=0))
+
+
+def test_builds_in_eval_mode_and_restores_the_training_mode(tiny_model):
+    tiny_model.train()
+    weights = build_zeroshot_classifier(tiny_model, NAMES, TEMPLATES)
+    assert tiny_model.training
+    assert not weights.requires_grad
+    torch.testing.assert_close(
+        weights, build_zeroshot_classifier(tiny_model.eval(), NAMES, TEMPLATES)
+    )
+
+
+def test_templates_without_a_placeholder_or_no_classes_are_refused(tiny_model):
+    with pytest.raises(UserInputError, match="exactly one"):
+        build_zeroshot_classifier(tiny_model, NAMES, ["a photo"])
+    with pytest.raises(UserInputError, match="at least one class"):
+        build_zeroshot_classifier(tiny_model, [], TEMPLATES)
 
 
 def test_classify_accepts_files_and_pil_images_alike(tiny_model, colour_folder):

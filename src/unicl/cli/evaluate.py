@@ -10,75 +10,22 @@ from __future__ import annotations
 
 import argparse
 import json
-import re
 from pathlib import Path
 from typing import Any
 
-import torch
-
+from unicl.cli.common import (
+    add_model_options,
+    add_num_workers_option,
+    add_output_options,
+    load_model,
+    num_workers,
+    refuse_outputs,
+)
 from unicl.data import parse_source
 from unicl.errors import UserInputError
 from unicl.evaluate import evaluate_retrieval, evaluate_zeroshot, linear_probe
 from unicl.evaluate.results import write_json
-from unicl.files import refuse_existing
-from unicl.models import UniCLModel, load
 from unicl.templates import get_templates
-
-
-def add_model_options(parser: argparse.ArgumentParser) -> None:
-    """MODEL_DIR, --device and --batch-size, shared by every command that runs a saved model."""
-    parser.add_argument("model_dir", type=Path, metavar="MODEL_DIR", help="a saved model directory")
-    parser.add_argument(
-        "--device", default="auto", help="cpu, cuda, cuda:N, or auto (cuda when available)"
-    )
-    parser.add_argument("--batch-size", type=int, default=256, help="images per forward pass")
-
-
-def load_model(args: argparse.Namespace) -> UniCLModel:
-    """The model of `args.model_dir`, in eval mode on `args.device`."""
-    if args.batch_size < 1:
-        raise UserInputError(f"--batch-size is {args.batch_size}; it must be at least 1")
-    if not args.model_dir.is_dir():
-        raise UserInputError(
-            f"model directory {str(args.model_dir)!r} does not exist; pass a directory written "
-            "by `unicl train` or save_pretrained"
-        )
-    device = args.device
-    if device == "auto":
-        device = "cuda" if torch.cuda.is_available() else "cpu"
-    try:
-        device = torch.device(device)
-    except RuntimeError:
-        raise UserInputError(
-            f"--device {args.device!r} is not a device; use cpu, cuda or auto"
-        ) from None
-    if device.type == "cuda" and not torch.cuda.is_available():
-        raise UserInputError(f"--device {args.device} asks for CUDA, which this machine lacks")
-    return load(args.model_dir).to(device).eval()
-
-
-def data_name(source: str) -> str:
-    """A file-name-safe name for a source string: `data/fm#t10k` -> `fm-t10k`."""
-    spec = parse_source(source)
-    name = Path(spec.location.rstrip("/")).name.removesuffix(".tar")
-    name = f"{name}-{spec.split}" if spec.split else name
-    return re.sub(r"[^A-Za-z0-9_.-]+", "-", name).strip("-.") or "data"
-
-
-def refuse_outputs(args: argparse.Namespace, *paths: Path) -> None:
-    """Check output files before any work: none inside the model directory except under its
-    `evaluation/` folder, and none that exists unless `--overwrite`."""
-    model_dir = args.model_dir.resolve()
-    for path in paths:
-        resolved = path.resolve()
-        if resolved.is_relative_to(model_dir) and not resolved.is_relative_to(
-            model_dir / "evaluation"
-        ):
-            raise UserInputError(
-                f"{path} is inside the model directory {args.model_dir}; write results to its "
-                "evaluation/ folder (the default) or outside it"
-            )
-    refuse_existing(*paths, overwrite=args.overwrite)
 
 
 def result_path(args: argparse.Namespace, command: str, source: str, *siblings: str) -> Path:
@@ -86,7 +33,7 @@ def result_path(args: argparse.Namespace, command: str, source: str, *siblings: 
     it and its `siblings` (other suffixes written beside it) with `refuse_outputs`."""
     path = args.out
     if path is None:
-        path = args.model_dir / "evaluation" / f"{command}-{data_name(source)}.json"
+        path = args.model_dir / "evaluation" / f"{command}-{parse_source(source).name}.json"
     refuse_outputs(args, path, *(path.with_suffix(suffix) for suffix in siblings))
     return path
 
@@ -110,18 +57,9 @@ def report(metrics: dict[str, Any], path: Path, as_json: bool) -> None:
 
 def _common(parser: argparse.ArgumentParser) -> None:
     add_model_options(parser)
-    parser.add_argument("--workers", type=int, default=0, help="DataLoader worker processes")
-    parser.add_argument(
-        "--out", type=Path, help="the JSON result file (default: next to the model)"
-    )
+    add_num_workers_option(parser)
+    add_output_options(parser, "the JSON result file (default: next to the model)", required=False)
     parser.add_argument("--json", action="store_true", help="print the results as JSON")
-    add_overwrite_option(parser)
-
-
-def add_overwrite_option(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument(
-        "--overwrite", action="store_true", help="replace output files that already exist"
-    )
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -160,9 +98,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 
 def _options(args: argparse.Namespace) -> dict[str, Any]:
-    if args.workers < 0:
-        raise UserInputError(f"--workers is {args.workers}; it must be 0 or more")
-    return {"batch_size": args.batch_size, "num_workers": args.workers}
+    return {"batch_size": args.batch_size, "num_workers": num_workers(args)}
 
 
 def run_zeroshot(args: argparse.Namespace) -> int:

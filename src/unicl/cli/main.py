@@ -12,7 +12,7 @@ import sys
 
 from unicl.errors import UserInputError
 
-COMMAND_MODULES: tuple[str, ...] = ("data", "tokenizer", "train", "evaluate", "predict")
+COMMAND_MODULES: tuple[str, ...] = ("data", "tokenizer", "train", "evaluate", "predict", "embed")
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -1,5 +1,4 @@
-"""`unicl predict MODEL_DIR IMAGE... --labels "cat,dog"` and `unicl embed MODEL_DIR --data SOURCE
---out FILE`: top-k labels of image files, and embeddings exported to .npy with an index."""
+"""`unicl predict MODEL_DIR IMAGE... --labels "cat,dog"`: the top-k labels of image files."""
 
 from __future__ import annotations
 
@@ -7,10 +6,9 @@ import argparse
 import json
 from pathlib import Path
 
-from unicl.cli.evaluate import add_model_options, add_overwrite_option, load_model, refuse_outputs
+from unicl.cli.common import add_model_options, load_model
 from unicl.errors import UserInputError
-from unicl.evaluate import Prediction, export_embeddings, predict
-from unicl.evaluate.export import output_paths
+from unicl.evaluate import Prediction, predict
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -28,20 +26,6 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--top-k", type=int, default=5, help="labels shown per image (default 5)")
     parser.add_argument("--json", action="store_true", help="print JSON instead of a table")
     parser.set_defaults(func=run_predict)
-
-    embed = subparsers.add_parser("embed", help="export image or caption embeddings to .npy")
-    add_model_options(embed)
-    embed.add_argument("--data", required=True, help="a source (see docs/data.md)")
-    embed.add_argument("--out", type=Path, required=True, help="the .npy file to write")
-    add_overwrite_option(embed)
-    embed.add_argument(
-        "--modality",
-        choices=("image", "text"),
-        default="image",
-        help="embed the images (default) or the captions of image-text data",
-    )
-    embed.add_argument("--workers", type=int, default=0, help="DataLoader worker processes")
-    embed.set_defaults(func=run_embed)
 
 
 def read_labels(args: argparse.Namespace) -> list[str]:
@@ -85,24 +69,4 @@ def run_predict(args: argparse.Namespace) -> int:
         print(json.dumps([vars(p) for p in predictions], indent=2, ensure_ascii=False))
     else:
         print(format_table(predictions))
-    return 0
-
-
-def run_embed(args: argparse.Namespace) -> int:
-    if args.workers < 0:
-        raise UserInputError(f"--workers is {args.workers}; it must be 0 or more")
-    if args.out.is_dir():
-        raise UserInputError(f"--out {args.out} is a directory; give the embeddings a file name")
-    model = load_model(args)
-    refuse_outputs(args, *output_paths(args.out))
-    npy, index = export_embeddings(
-        model,
-        args.data,
-        args.out,
-        modality=args.modality,
-        batch_size=args.batch_size,
-        num_workers=args.workers,
-        overwrite=args.overwrite,
-    )
-    print(f"wrote {npy} and {index}")
     return 0

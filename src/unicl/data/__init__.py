@@ -1,7 +1,7 @@
 """Data in the image-text-label space: sources, the unified training stream, transforms."""
 
 from unicl.data.batch import Batch
-from unicl.data.evaluation import EvalDataset, collate_skipping_bad
+from unicl.data.eval_dataset import EvalDataset, collate_skipping_bad
 from unicl.data.registry import open_source
 from unicl.data.source import Modality, RawSample, Source
 from unicl.data.spec import KINDS, SourceSpec, parse_source

@@ -38,16 +38,3 @@ class Batch:
         self.class_ids = self.class_ids.pin_memory()
         self.labels = self.labels.pin_memory()
         return self
-
-    def to(self, device: torch.device | str, non_blocking: bool = False) -> Batch:
-        """The tensors moved to `device` (texts and bookkeeping are shared)."""
-        return Batch(
-            self.images.to(device, non_blocking=non_blocking),
-            self.texts,
-            self.class_ids.to(device, non_blocking=non_blocking),
-            self.labels.to(device, non_blocking=non_blocking),
-            self.keys,
-            self.bad,
-            self.consumer,
-            self.position,
-        )

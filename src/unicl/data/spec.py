@@ -52,6 +52,15 @@ class SourceSpec:
     text_column: str | None = None
     class_column: str | None = None
 
+    @property
+    def name(self) -> str:
+        """A short file-name-safe name: the location's last component with its split
+        (`data/fm#t10k` -> `fm-t10k`, `shards/train-{000..009}.tar` -> `train-000..009`); results
+        and metrics of this source are named after it."""
+        base = Path(self.location.rstrip("/")).name.removesuffix(".tar")
+        base = f"{base}-{self.split}" if self.split else base
+        return re.sub(r"(?:[^A-Za-z0-9_.]|-)+", "-", base).strip("-.") or "data"
+
     def __post_init__(self) -> None:
         if self.kind is not None and self.kind not in KINDS:
             raise UserInputError(

@@ -31,6 +31,7 @@ from unicl.data.source import Modality, Source, decode
 from unicl.data.spec import SourceSpec
 from unicl.errors import UserInputError
 from unicl.objective import CAPTION_CLASS_ID, target_labels
+from unicl.templates import fill_template
 
 logger = logging.getLogger("unicl.data")
 
@@ -245,8 +246,8 @@ class UnifiedStream:
         for text, class_id, origin, draw in zip(texts, class_ids, origins, draws, strict=True):
             if class_id != CAPTION_CLASS_ID:
                 templates = self.sources[origin].templates
-                text = templates[int(draw * len(templates))].replace(
-                    "{}", self.class_names[class_id]
+                text = fill_template(
+                    templates[int(draw * len(templates))], self.class_names[class_id]
                 )
             prompts.append(text)
         return prompts

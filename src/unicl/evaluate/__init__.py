@@ -13,11 +13,12 @@ from unicl.evaluate.logistic_regression import (
 from unicl.evaluate.metrics import classification_metrics, retrieval_recall, topk_accuracy
 from unicl.evaluate.predict import Prediction, predict
 from unicl.evaluate.retrieval import evaluate_retrieval
-from unicl.evaluate.zeroshot import classify, evaluate_zeroshot, zeroshot_classifier
+from unicl.evaluate.zeroshot import build_zeroshot_classifier, classify, evaluate_zeroshot
 
 __all__ = [
     "LogisticRegression",
     "Prediction",
+    "build_zeroshot_classifier",
     "classification_metrics",
     "classify",
     "embed_images",
@@ -33,5 +34,4 @@ __all__ = [
     "retrieval_recall",
     "select_l2",
     "topk_accuracy",
-    "zeroshot_classifier",
 ]

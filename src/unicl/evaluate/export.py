@@ -19,8 +19,8 @@ from torch import nn
 
 from unicl.data import Modality
 from unicl.errors import UserInputError
-from unicl.evaluate.datasets import EvalData, eval_dataset
 from unicl.evaluate.embed import embed_texts, encode_dataset
+from unicl.evaluate.inputs import EvalData, open_eval_dataset
 from unicl.files import atomic_path, refuse_existing, write_text_atomic
 
 
@@ -60,7 +60,7 @@ def export_embeddings(
     if Path(out).is_dir():
         raise UserInputError(f"{out} is a directory; give the embeddings a file name")
     refuse_existing(*paths, overwrite=overwrite)
-    dataset = eval_dataset(data, model)
+    dataset = open_eval_dataset(data, model)
     raws = list(dataset.source.raw_samples())
     if modality == "text":
         if dataset.modality != Modality.IMAGE_TEXT:

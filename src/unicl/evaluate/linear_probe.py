@@ -14,8 +14,8 @@ from torch import nn
 
 from unicl.data import Modality
 from unicl.errors import UserInputError
-from unicl.evaluate.datasets import EvalData, eval_dataset
 from unicl.evaluate.embed import encode_dataset
+from unicl.evaluate.inputs import EvalData, open_eval_dataset
 from unicl.evaluate.logistic_regression import (
     DEFAULT_L2_GRID,
     fit_logistic_regression,
@@ -81,8 +81,8 @@ def linear_probe(
     Both must be image-label data with the same classes in the same order. Returns the metrics
     of `linear_probe_on_features` plus `skipped` (unreadable images in either split).
     """
-    train_set = eval_dataset(train, model, modality=Modality.IMAGE_LABEL)
-    test_set = eval_dataset(test, model, modality=Modality.IMAGE_LABEL)
+    train_set = open_eval_dataset(train, model, modality=Modality.IMAGE_LABEL)
+    test_set = open_eval_dataset(test, model, modality=Modality.IMAGE_LABEL)
     if train_set.class_names != test_set.class_names:
         raise UserInputError(
             f"the training classes {train_set.class_names} differ from the test classes "

@@ -10,8 +10,8 @@ from torch.utils.data import Subset
 
 from unicl.data import Modality
 from unicl.errors import UserInputError
-from unicl.evaluate.datasets import EvalData, eval_dataset, image_groups
 from unicl.evaluate.embed import embed_texts, encode_dataset
+from unicl.evaluate.inputs import EvalData, image_groups, open_eval_dataset
 from unicl.evaluate.metrics import retrieval_recall
 
 
@@ -31,7 +31,7 @@ def evaluate_retrieval(
     `text_to_image_R@k` (fractions), `num_images`, `num_texts` and `skipped` (unreadable images,
     whose captions are left out too).
     """
-    dataset = eval_dataset(data, model, modality=Modality.IMAGE_TEXT)
+    dataset = open_eval_dataset(data, model, modality=Modality.IMAGE_TEXT)
     groups = image_groups(dataset)
     firsts = sorted(set(groups))
     encoded = encode_dataset(

@@ -1,8 +1,8 @@
 """Zero-shot classification: prompt-ensembled text classifiers scored against image embeddings.
 
-For class names c and templates t, the classifier column w_c is the normalised mean of the
-normalised text embeddings of t(c) (`unicl.models.build_zeroshot_classifier`); an image x gets
-logits `logit_scale.exp() * normalize(encode_image(x)) @ W` and probabilities their softmax.
+For class names c and templates t, the classifier column is CLIP's prompt ensemble
+`w_c = normalize(mean_t normalize(encode_text(t(c))))`; an image x gets logits
+`logit_scale.exp() * normalize(encode_image(x)) @ W` and probabilities their softmax.
 """
 
 from __future__ import annotations
@@ -12,27 +12,31 @@ from collections.abc import Sequence
 from pathlib import Path
 
 import torch
+import torch.nn.functional as F
 from PIL import Image
 from torch import nn
 
 from unicl.data import Modality
 from unicl.errors import UserInputError
-from unicl.evaluate.datasets import EvalData, eval_dataset, model_transform, read_images
-from unicl.evaluate.embed import embed_images, encode_dataset, inference_mode
+from unicl.evaluate.embed import embed_images, embed_texts, encode_dataset, model_device
+from unicl.evaluate.inputs import EvalData, model_transform, open_eval_dataset, read_images
 from unicl.evaluate.metrics import classification_metrics
 from unicl.evaluate.results import plot_confusion_matrix
-from unicl.models import build_zeroshot_classifier
-from unicl.templates import get_templates
+from unicl.templates import fill_template, get_templates, validate_template
 
 Templates = str | os.PathLike | Sequence[str]
 """A template set name (`default`, `imagenet`), a file with one template per line, or templates."""
 
 
 def resolve_templates(templates: Templates) -> tuple[str, ...]:
-    """The templates themselves, from a set name, a file, or a sequence of templates."""
+    """The templates themselves, from a set name, a file, or a sequence of templates (each with
+    exactly one `{}`)."""
     if isinstance(templates, (str, os.PathLike)):
         return get_templates(templates)
-    return tuple(templates)
+    chosen = tuple(validate_template(t, "zero-shot templates") for t in templates)
+    if not chosen:
+        raise UserInputError("the list of templates is empty; give at least one, e.g. 'a {}.'")
+    return chosen
 
 
 def check_class_names(class_names: Sequence[str]) -> list[str]:
@@ -49,14 +53,23 @@ def check_class_names(class_names: Sequence[str]) -> list[str]:
     return names
 
 
-def zeroshot_classifier(
-    model: nn.Module, class_names: Sequence[str], templates: Templates = "default"
+def build_zeroshot_classifier(
+    model: nn.Module,
+    class_names: Sequence[str],
+    templates: Templates = "default",
+    batch_size: int = 256,
+    *,
+    progress: bool | None = False,
 ) -> torch.Tensor:
-    """float32 [E, C] normalised classifier columns for `class_names`, on the CPU."""
+    """float32 [E, C] classifier columns `w_c` (unit norm) for `class_names`, on the model's
+    device, so that `encode_image(x, normalize=True) @ W` gives cosine-similarity logits [B, C].
+    Every (class, template) prompt is encoded in eval mode, `batch_size` prompts at a time."""
     names = check_class_names(class_names)
-    with inference_mode(model):
-        weights = build_zeroshot_classifier(model, names, resolve_templates(templates))
-    return weights.float().cpu()
+    chosen = resolve_templates(templates)
+    prompts = [fill_template(template, name) for name in names for template in chosen]
+    features = embed_texts(model, prompts, batch_size=batch_size, progress=progress)
+    per_class = features.view(len(names), len(chosen), -1).mean(dim=1)
+    return F.normalize(per_class, dim=-1).T.contiguous().to(model_device(model))
 
 
 def zeroshot_logits(
@@ -89,7 +102,7 @@ def classify(
     `images`: PIL images, image file paths, or a float tensor [N, 3, H, W] already transformed
     for the model (`unicl.data.EvalTransform`).
     """
-    classifier = zeroshot_classifier(model, class_names, templates)
+    classifier = build_zeroshot_classifier(model, class_names, templates).cpu()
     features = embed_images(
         model, _as_image_tensor(model, images), batch_size=batch_size, progress=progress
     )
@@ -116,7 +129,7 @@ def evaluate_zeroshot(
     Returns `top1`, `top5`, `mean_per_class_recall` (fractions), `num_samples`, `num_classes`,
     `num_templates` and `skipped` (unreadable images).
     """
-    dataset = eval_dataset(data, model, modality=Modality.IMAGE_LABEL)
+    dataset = open_eval_dataset(data, model, modality=Modality.IMAGE_LABEL)
     names = check_class_names(class_names if class_names is not None else dataset.class_names)
     chosen = resolve_templates(templates) if templates is not None else dataset.templates
     encoded = encode_dataset(
@@ -128,7 +141,9 @@ def evaluate_zeroshot(
             f"the data has class index {int(targets.max())} but only {len(names)} class names "
             "were given; give one name per class, in label order"
         )
-    logits = zeroshot_logits(model, encoded.features, zeroshot_classifier(model, names, chosen))
+    logits = zeroshot_logits(
+        model, encoded.features, build_zeroshot_classifier(model, names, chosen).cpu()
+    )
     metrics, confusion = classification_metrics(logits, targets, ks=(1, 5))
     if confusion_png is not None:
         plot_confusion_matrix(confusion, names, Path(confusion_png))

@@ -4,12 +4,10 @@ from unicl.models.config import list_models
 from unicl.models.factory import create_model, load
 from unicl.models.model import UniCLModel
 from unicl.models.tokenizer import Tokenizer, train_bpe
-from unicl.models.zeroshot import build_zeroshot_classifier
 
 __all__ = [
     "Tokenizer",
     "UniCLModel",
-    "build_zeroshot_classifier",
     "create_model",
     "list_models",
     "load",

@@ -24,7 +24,9 @@ def model_transform(model: nn.Module) -> EvalTransform:
     return EvalTransform(model.image_size, model.image_mean, model.image_std)
 
 
-def eval_dataset(data: EvalData, model: nn.Module, modality: Modality | None = None) -> EvalDataset:
+def open_eval_dataset(
+    data: EvalData, model: nn.Module, modality: Modality | None = None
+) -> EvalDataset:
     """`data` as an `EvalDataset` transformed for `model`; `modality`, when given, is required of
     the source, with an error saying what was expected."""
     dataset = data if isinstance(data, EvalDataset) else EvalDataset(data, model_transform(model))
