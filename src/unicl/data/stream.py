@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Iterator, Mapping, Sequence
+from dataclasses import dataclass
 
 import numpy as np
 import torch
@@ -34,6 +35,14 @@ from unicl.objective import CAPTION_CLASS_ID, target_labels
 from unicl.templates import fill_template
 
 logger = logging.getLogger("unicl.data")
+
+
+@dataclass(frozen=True)
+class _WorkerFailure:
+    """Handed from a worker to the main process in place of a batch: the run must stop with this
+    one-line message (raising in a worker would reach the user as a multi-line traceback)."""
+
+    message: str
 
 
 class _EpochReader(IterableDataset):
@@ -183,6 +192,8 @@ class UnifiedStream:
             generator=self._loader_generator(),
         )
         for batch in loader:
+            if isinstance(batch, _WorkerFailure):
+                raise UserInputError(batch.message)
             local = batch.consumer - self.rank * self.workers
             self.bad_data.record(batch.position - self._positions[local], batch.bad)
             self._positions[local] = batch.position
@@ -194,8 +205,15 @@ class UnifiedStream:
         self.last_epoch_bad = self.bad_data
         self.set_epoch(self.epoch + 1)
 
-    def _consumer_batches(self, epoch: int, local: int, start: int, count: int) -> Iterator[Batch]:
+    def _consumer_batches(
+        self, epoch: int, local: int, start: int, count: int
+    ) -> Iterator[Batch | _WorkerFailure]:
+        """This consumer's batches. Its reads are also checked against `max_bad_fraction` here,
+        where they are counted, so data with no (or too few) good samples stops the run at once
+        instead of never forming a batch."""
         consumer = self.rank * self.workers + local
+        reads = BadDataLog(self.bad_data.max_fraction)
+        epoch_share = int(self.consumer_quotas[:, consumer].sum())
         samples = consumer_samples(
             self.sources,
             self.consumer_quotas[:, consumer],
@@ -216,7 +234,18 @@ class UnifiedStream:
                 )
             except BadSample as error:
                 bad.append((error.cause, error.key))
+                reads.record(1, [(error.cause, error.key)])
+                try:
+                    reads.check()
+                    if reads.bad == reads.read >= epoch_share:
+                        raise UserInputError(
+                            f"none of {reads.read} samples could be used: {reads.summary()}"
+                        )
+                except UserInputError as failure:
+                    yield _WorkerFailure(str(failure))
+                    return
                 continue
+            reads.record(1, [])
             if self.sources[index].modality == Modality.IMAGE_LABEL:
                 class_id = self.global_ids[index][class_id]
             origins.append(index)
