@@ -37,8 +37,8 @@ def write_idx(path: Path, array: np.ndarray) -> None:
 class ArraySource(IndexedSource):
     """Images uint8 [N,H,W] or [N,H,W,3] with integer labels [N] held in memory.
 
-    Class names: `spec.classes`, else `classes.txt` beside the arrays (or `class_names` in the
-    NPZ), else the label values as strings.
+    Class names: `spec.classes`, else a `classes` or `class_names` array in the NPZ, else
+    `classes.txt` beside the arrays, else the label values as strings.
     """
 
     modality = Modality.IMAGE_LABEL
@@ -108,6 +108,7 @@ class IdxSource(ArraySource):
 class NpzSource(ArraySource):
     kind = "npz"
     _KEY_PAIRS = (("images", "labels"), ("x", "y"))
+    CLASS_NAME_KEYS = ("classes", "class_names")
 
     def __init__(self, spec: SourceSpec) -> None:
         path = Path(spec.location)
@@ -123,6 +124,7 @@ class NpzSource(ArraySource):
                     f"{path} holds arrays {sorted(keys)}; expected images/labels, x/y or "
                     "x_SPLIT/y_SPLIT (choose the split with '#SPLIT')"
                 )
-            names = [str(n) for n in archive["class_names"]] if "class_names" in keys else None
+            stored = next((k for k in self.CLASS_NAME_KEYS if k in keys), None)
+            names = None if stored is None else [str(n) for n in archive[stored]]
             images, labels = archive[found[0]], archive[found[1]]
         super().__init__(spec, images, labels, names or _names_beside(path.parent))

@@ -35,8 +35,11 @@ class FolderSource(IndexedSource):
         self.files: list[Path] = []
         self.file_classes: list[int] = []
         for class_id, folder in enumerate(folders):
+            # A broken or looping link is kept, so that reading it counts it as bad, not lost.
             files = sorted(
-                p for p in folder.rglob("*") if p.suffix.lower() in IMAGE_SUFFIXES and p.is_file()
+                p
+                for p in folder.rglob("*")
+                if p.suffix.lower() in IMAGE_SUFFIXES and (p.is_file() or p.is_symlink())
             )
             self.files += files
             self.file_classes += [class_id] * len(files)

@@ -28,6 +28,15 @@ def read_rows(path: Path, kind: str) -> list[dict[str, str]]:
     """The manifest's rows as dicts of strings (`kind` is csv, tsv or jsonl)."""
     if not path.is_file():
         raise UserInputError(f"manifest {path} does not exist")
+    try:
+        return _parse_rows(path, kind)
+    except UnicodeDecodeError as error:
+        raise UserInputError(
+            f"{path} is not UTF-8 text ({error.reason} at byte {error.start}); save it as UTF-8"
+        ) from None
+
+
+def _parse_rows(path: Path, kind: str) -> list[dict[str, str]]:
     with path.open(encoding="utf-8", newline="") as file:
         if kind == "jsonl":
             rows = []

@@ -1,0 +1,46 @@
+"""Damaged or unusual data gives a one-line error or a correct result, never a traceback."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+from PIL import Image
+
+from tests.reliability.conftest import run_unicl
+
+
+def test_a_manifest_that_is_not_utf8_is_named(tmp_path):
+    Image.new("RGB", (8, 8)).save(tmp_path / "a.png")
+    manifest = tmp_path / "latin1.csv"
+    manifest.write_bytes("image,caption\na.png,caf\u00e9 cr\u00e8me\n".encode("latin-1"))
+    outcome = run_unicl("data", "inspect", manifest)
+    assert outcome.status == 2
+    assert f"{manifest} is not UTF-8 text" in outcome.error_line
+
+
+def test_npz_class_names_come_from_a_classes_array(tmp_path):
+    archive = tmp_path / "digits.npz"
+    rng = np.random.default_rng(0)
+    np.savez(
+        archive,
+        images=rng.integers(0, 255, (6, 8, 8), dtype=np.uint8),
+        labels=np.array([0, 1, 2, 0, 1, 2]),
+        classes=np.array(["zero", "one", "two"]),
+    )
+    outcome = run_unicl("data", "inspect", archive, "--json")
+    assert outcome.status == 0, outcome.stderr
+    assert json.loads(outcome.stdout)["classes"] == ["zero", "one", "two"]
+
+
+def test_broken_and_looping_links_in_a_folder_are_counted_as_bad(labelled, tmp_path):
+    folder = tmp_path / "folder"
+    (folder / "black").mkdir(parents=True)
+    for path in (labelled / "black").iterdir():
+        (folder / "black" / path.name).write_bytes(path.read_bytes())
+    (folder / "black" / "gone.png").symlink_to(tmp_path / "nowhere.png")
+    (folder / "black" / "loop.png").symlink_to(folder / "black" / "loop.png")
+    outcome = run_unicl("data", "inspect", folder, "--json")
+    assert outcome.status == 0, outcome.stderr
+    report = json.loads(outcome.stdout)
+    assert (report["samples"], report["unreadable"]) == (5, 2)
