@@ -126,3 +126,13 @@ def test_forced_kind_prefix_and_split_suffix_parse():
 )
 def test_a_source_is_named_after_its_last_path_component_and_split(source, name):
     assert parse_source(source).name == name
+
+
+def test_source_options_in_the_string_set_spec_fields():
+    spec = parse_source("csv:data/photos.csv?text_column=desc&weight=0.5&templates=imagenet#a")
+    assert (spec.kind, spec.location, spec.split) == ("csv", "data/photos.csv", "a")
+    assert (spec.text_column, spec.weight, spec.templates) == ("desc", 0.5, "imagenet")
+    with pytest.raises(UserInputError, match=r"source option 'colour' in 'x\.csv' is unknown"):
+        parse_source("x.csv?colour=red")
+    with pytest.raises(UserInputError, match="not a number"):
+        parse_source("x.csv?weight=heavy")

@@ -44,3 +44,14 @@ def test_broken_and_looping_links_in_a_folder_are_counted_as_bad(labelled, tmp_p
     assert outcome.status == 0, outcome.stderr
     report = json.loads(outcome.stdout)
     assert (report["samples"], report["unreadable"]) == (5, 2)
+
+
+def test_manifest_columns_can_be_named_on_the_command_line(tmp_path):
+    Image.new("RGB", (8, 8)).save(tmp_path / "a.png")
+    manifest = tmp_path / "photos.csv"
+    manifest.write_text("file_name,desc\na.png,a black square\n")
+    refused = run_unicl("data", "inspect", manifest)
+    assert refused.status == 2 and f"'{manifest}?text_column=NAME'" in refused.error_line
+    named = run_unicl("data", "inspect", f"{manifest}?image_column=file_name&text_column=desc")
+    assert named.status == 0, named.stderr
+    assert "image-text, 1 samples" in named.stdout

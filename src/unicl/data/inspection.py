@@ -19,10 +19,12 @@ def inspect_source(
     source: str | Source, *, sheet: Path | None = None, shown: int = 16, limit: int | None = None
 ) -> dict:
     """Kind, modality, sample count, classes and bad samples (by cause, of the first `limit` or all);
-    with `sheet`, a PNG grid of the first `shown` good samples with their texts."""
+    with `sheet`, a PNG grid of `shown` good samples with their texts, spread over the classes
+    (the first samples of each class in turn) for image-label data."""
     opened = source if isinstance(source, Source) else open_source(source)
     bad: Counter = Counter()
-    examples = []
+    per_class = -(-shown // max(len(opened.class_names), 1))
+    examples: dict[int, list] = {}
     checked = 0
     for raw in itertools.islice(opened.raw_samples(), limit):
         checked += 1
@@ -31,11 +33,10 @@ def inspect_source(
         except BadSample as error:
             bad[error.cause] += 1
             continue
-        if len(examples) < shown:
-            caption = (
-                opened.class_names[class_id] if opened.modality == Modality.IMAGE_LABEL else text
-            )
-            examples.append((image, caption))
+        labelled = opened.modality == Modality.IMAGE_LABEL
+        group = examples.setdefault(class_id if labelled else 0, [])
+        if len(group) < (per_class if labelled else shown):
+            group.append((image, opened.class_names[class_id] if labelled else text))
     report = {
         "source": source if isinstance(source, str) else opened.spec.location,
         "kind": opened.kind,
@@ -47,7 +48,8 @@ def inspect_source(
         "unreadable": sum(bad.values()),
     }
     if sheet is not None and examples:
-        write_contact_sheet(examples, sheet)
+        in_turn = itertools.zip_longest(*(examples[key] for key in sorted(examples)))
+        write_contact_sheet([e for row in in_turn for e in row if e is not None][:shown], sheet)
         report["sheet"] = str(sheet)
     return report
 

@@ -85,8 +85,8 @@ class ManifestSource(IndexedSource):
         if image_column is None or (text_column is None) == (class_column is None):
             raise UserInputError(
                 f"{path} has columns {list(columns)}: it needs an image column and exactly one of "
-                "a caption or a class column; name them in the source (image_column, text_column, "
-                "class_column)"
+                "a caption or a class column; name them in the source, e.g. "
+                f"'{path}?text_column=NAME' (options image_column, text_column, class_column)"
             )
         root = path.parent
         self.paths = [root / row.get(image_column, "") for row in rows]

@@ -1,6 +1,6 @@
 """Source specifications: one string (or mapping) per source, with its kind detected or forced.
 
-A source string is `[KIND:]LOCATION[#SPLIT]`:
+A source string is `[KIND:]LOCATION[?KEY=VALUE&...][#SPLIT]`:
 
 - `data/demo/fashion-mnist` or `.../fashion-mnist#t10k`: IDX arrays (`{split}-images-idx3-ubyte[.gz]`
   and `{split}-labels-idx1-ubyte[.gz]`; split `train` unless given), or the images file itself;
@@ -10,12 +10,15 @@ A source string is `[KIND:]LOCATION[#SPLIT]`:
 - `shards/train-{000000..000099}.tar`: WebDataset shards (brace-expanded, img2dataset layout).
 
 `KIND:` forces the kind (one of `KINDS`), e.g. `tsv:captions.txt` or `shards:/data/part.tar`.
+`?KEY=VALUE` sets any other `SourceSpec` field where only a string can be given (the command line),
+e.g. `photos.csv?text_column=desc` or `folder?classes=names.txt&templates=imagenet`.
 """
 
 from __future__ import annotations
 
 import dataclasses
 import re
+import urllib.parse
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -96,7 +99,27 @@ def parse_source(source: str | Mapping | SourceSpec) -> SourceSpec:
         kind, text = prefix, rest
     if "#" in text:
         text, split = text.rsplit("#", 1)
-    return SourceSpec(location=text, kind=kind, split=split)
+    text, question, query = text.partition("?")
+    spec = SourceSpec(location=text, kind=kind, split=split)
+    return _with_options(spec, query) if question else spec
+
+
+def _with_options(spec: SourceSpec, query: str) -> SourceSpec:
+    """`spec` with the `KEY=VALUE&...` options of a source string applied."""
+    settable = {f.name for f in dataclasses.fields(SourceSpec)} - {"location", "kind", "split"}
+    options: dict[str, object] = {}
+    for key, value in urllib.parse.parse_qsl(query, keep_blank_values=True, strict_parsing=False):
+        if key not in settable:
+            raise UserInputError(
+                f"source option {key!r} in {spec.location!r} is unknown; use {sorted(settable)}"
+            )
+        options[key] = value
+    if "weight" in options:
+        try:
+            options["weight"] = float(options["weight"])
+        except ValueError:
+            raise UserInputError(f"source weight {options['weight']!r} is not a number") from None
+    return dataclasses.replace(spec, **options)
 
 
 def detect_kind(spec: SourceSpec) -> str:
