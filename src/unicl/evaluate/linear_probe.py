@@ -7,6 +7,7 @@ features, is refitted on all of them, and is scored on the test features.
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Sequence
 
 import torch
@@ -22,6 +23,8 @@ from unicl.evaluate.logistic_regression import (
     select_l2,
 )
 from unicl.evaluate.metrics import classification_metrics
+
+logger = logging.getLogger("unicl.evaluate")
 
 
 def linear_probe_on_features(
@@ -39,7 +42,9 @@ def linear_probe_on_features(
     """Probe metrics from features float [N, D] / labels int64 [N] of each split.
 
     Returns `top1`, `top5`, `mean_per_class_recall` on the test split, the chosen `l2`,
-    `validation_top1` per L2 strength (keys formatted `%g`), `num_train` and `num_test`.
+    `l2_at_grid_edge` (the best strength is the grid's strongest or weakest, so a better one may
+    lie outside it; also logged as a warning), `validation_top1` per L2 strength (keys formatted
+    `%g`), `num_train` and `num_test`.
     """
     best, scores = select_l2(
         train_features,
@@ -54,9 +59,18 @@ def linear_probe_on_features(
         train_features, train_labels, num_classes, best, max_iter=max_iter
     )
     metrics, _ = classification_metrics(probe.logits(test_features.float()), test_labels, ks=(1, 5))
+    at_edge = len(l2_grid) > 1 and best in (min(l2_grid), max(l2_grid))
+    if at_edge:
+        logger.warning(
+            "the probe's best L2 strength %g is at the edge of its grid %s; a better one may lie "
+            "outside it (pass a wider l2_grid)",
+            best,
+            sorted(l2_grid),
+        )
     return {
         **metrics,
         "l2": best,
+        "l2_at_grid_edge": at_edge,
         "validation_top1": {f"{l2:g}": accuracy for l2, accuracy in scores.items()},
         "num_train": len(train_labels),
         "num_test": len(test_labels),
