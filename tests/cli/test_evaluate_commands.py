@@ -124,3 +124,14 @@ def test_an_unreadable_image_is_named(model_dir, tmp_path, capsys):
     bad.write_text("this is not an image")
     error = _one_line_error(capsys, ["predict", str(model_dir), str(bad), "--labels", "a,b"])
     assert "photo.png" in error and "unreadable" in error
+
+
+def test_embed_texts_from_a_file_with_threads(model_dir, tmp_path, capsys):
+    texts = tmp_path / "queries.txt"
+    texts.write_text("a red tile\n\n  a blue tile  \n")
+    out = tmp_path / "queries.npy"
+    argv = ["embed", str(model_dir), "--texts", str(texts), "--out", str(out), "--threads", "1"]
+    assert main(argv) == 0
+    assert np.load(out).shape == (2, 128)
+    index = [json.loads(line) for line in out.with_suffix(".index.jsonl").read_text().splitlines()]
+    assert index == [{"row": 0, "text": "a red tile"}, {"row": 1, "text": "a blue tile"}]

@@ -13,12 +13,16 @@ from unicl.models import UniCLModel, load
 
 
 def add_model_options(parser: argparse.ArgumentParser) -> None:
-    """MODEL_DIR, --device and --batch-size, shared by every command that runs a saved model."""
+    """MODEL_DIR, --device, --batch-size and --threads, shared by every command that runs a saved
+    model."""
     parser.add_argument("model_dir", type=Path, metavar="MODEL_DIR", help="a saved model directory")
     parser.add_argument(
         "--device", default="auto", help="cpu, cuda, cuda:N, or auto (cuda when available)"
     )
     parser.add_argument("--batch-size", type=int, default=256, help="images per forward pass")
+    parser.add_argument(
+        "--threads", type=int, help="CPU threads for PyTorch (default: PyTorch's own choice)"
+    )
 
 
 def add_output_options(parser: argparse.ArgumentParser, out_help: str, required: bool) -> None:
@@ -44,6 +48,10 @@ def load_model(args: argparse.Namespace) -> UniCLModel:
     """The model of `args.model_dir`, in eval mode on `args.device`."""
     if args.batch_size < 1:
         raise UserInputError(f"--batch-size is {args.batch_size}; it must be at least 1")
+    if args.threads is not None:
+        if args.threads < 1:
+            raise UserInputError(f"--threads is {args.threads}; it must be at least 1")
+        torch.set_num_threads(args.threads)
     if not args.model_dir.is_dir():
         raise UserInputError(
             f"model directory {str(args.model_dir)!r} does not exist; pass a directory written "

@@ -1,4 +1,5 @@
-"""Embedding export: image or text embeddings of a source to `.npy`, with a JSON Lines index.
+"""Embedding export: image or text embeddings of a source (or of given texts) to `.npy`, with a
+JSON Lines index.
 
 `FILE.npy` holds float32 [N, E] L2-normalised embeddings; `FILE.index.jsonl` has one line per
 row, in row order: `{"row", "sample", "key"}` plus `class_id`/`class_name` (image-label data) or
@@ -40,6 +41,31 @@ def _write(paths: tuple[Path, Path], embeddings: np.ndarray, entries: list[dict]
     write_text_atomic(index, "".join(lines))
 
 
+def export_text_embeddings(
+    model: nn.Module,
+    texts: list[str],
+    out: str | os.PathLike,
+    *,
+    batch_size: int = 256,
+    progress: bool | None = None,
+    overwrite: bool = False,
+) -> tuple[Path, Path]:
+    """Write the embeddings of arbitrary `texts` to `out` and its index (`{"row", "text"}` per
+    line). Returns `output_paths(out)`."""
+    paths = _checked_paths(out, overwrite)
+    features = embed_texts(model, texts, batch_size=batch_size, progress=progress)
+    _write(paths, features.numpy(), [{"row": row, "text": text} for row, text in enumerate(texts)])
+    return paths
+
+
+def _checked_paths(out: str | os.PathLike, overwrite: bool) -> tuple[Path, Path]:
+    if Path(out).is_dir():
+        raise UserInputError(f"{out} is a directory; give the embeddings a file name")
+    paths = output_paths(out)
+    refuse_existing(*paths, overwrite=overwrite)
+    return paths
+
+
 def export_embeddings(
     model: nn.Module,
     data: EvalData,
@@ -56,10 +82,7 @@ def export_embeddings(
     modality `image`: every readable image. modality `text`: every caption of image-text data.
     Returns `output_paths(out)`: `(npy path, index path)`.
     """
-    paths = output_paths(out)
-    if Path(out).is_dir():
-        raise UserInputError(f"{out} is a directory; give the embeddings a file name")
-    refuse_existing(*paths, overwrite=overwrite)
+    paths = _checked_paths(out, overwrite)
     dataset = open_eval_dataset(data, model)
     raws = list(dataset.source.raw_samples())
     if modality == "text":
