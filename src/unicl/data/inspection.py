@@ -7,8 +7,6 @@ import textwrap
 from collections import Counter
 from pathlib import Path
 
-from matplotlib.figure import Figure
-
 from unicl.data.images import BadSample
 from unicl.data.registry import open_source
 from unicl.data.source import Modality, Source, decode
@@ -57,6 +55,8 @@ def inspect_source(
 def write_contact_sheet(examples: list, path: Path, columns: int = 4) -> None:
     """A grid of (image, text) written atomically as PNG."""
     rows = (len(examples) + columns - 1) // columns
+    from matplotlib.figure import Figure  # imported when drawing: 0.4 s off every command
+
     figure = Figure(figsize=(2.4 * columns, 2.7 * rows))
     axes = figure.subplots(rows, columns, squeeze=False)
     for axis in axes.flat:
