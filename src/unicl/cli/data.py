@@ -13,8 +13,7 @@ from pathlib import Path
 
 from unicl.data.inspection import inspect_source
 from unicl.data.prepare import prepare_fashion_mnist
-from unicl.data.registry import open_source
-from unicl.data.spec import KINDS
+from unicl.data.registry import open_source, source_kinds
 from unicl.data.writers import write_shards
 from unicl.files import refuse_existing
 
@@ -24,7 +23,10 @@ DATASETS = ("fashion-mnist",)
 def register(subparsers: argparse._SubParsersAction) -> None:
     group = subparsers.add_parser("data", help="inspect, prepare and shard data sources")
     commands = group.add_subparsers(dest="data_command", metavar="COMMAND", required=True)
-    source_help = f"[KIND:]PATH[#SPLIT], KIND one of {', '.join(KINDS)} (detected when left out)"
+    source_help = (
+        f"[KIND:]PATH[?KEY=VALUE&...][#SPLIT], KIND one of {', '.join(source_kinds())} "
+        "(detected when left out)"
+    )
 
     inspect = commands.add_parser("inspect", help="kind, size, classes and bad samples of a source")
     inspect.add_argument("source", help=source_help)

@@ -1,17 +1,18 @@
 """Data in the image-text-label space: sources, the unified training stream, transforms."""
 
+# Each reader module registers its source kinds on import (see unicl.data.registry).
+from unicl.data import arrays, folder, manifest, shards  # noqa: F401
 from unicl.data.batch import Batch
 from unicl.data.eval_dataset import EvalDataset, collate_skipping_bad
-from unicl.data.registry import open_source
+from unicl.data.registry import open_source, parse_source, register_reader, source_kinds
 from unicl.data.source import Modality, RawSample, Source
-from unicl.data.spec import KINDS, SourceSpec, parse_source
+from unicl.data.spec import SourceSpec
 from unicl.data.stream import UnifiedStream
 from unicl.data.transforms import CLIP_MEAN, CLIP_STD, BatchAugment, EvalTransform
 
 __all__ = [
     "CLIP_MEAN",
     "CLIP_STD",
-    "KINDS",
     "Batch",
     "BatchAugment",
     "EvalDataset",
@@ -24,4 +25,6 @@ __all__ = [
     "collate_skipping_bad",
     "open_source",
     "parse_source",
+    "register_reader",
+    "source_kinds",
 ]

@@ -8,8 +8,9 @@ from pathlib import Path
 import numpy as np
 
 from unicl.data.classes import CLASSES_FILE, read_class_names
+from unicl.data.registry import register_reader
 from unicl.data.source import IndexedSource, Modality, RawSample
-from unicl.data.spec import SourceSpec, idx_split
+from unicl.data.spec import SourceSpec, idx_split, is_idx_images
 from unicl.errors import UserInputError
 
 
@@ -128,3 +129,14 @@ class NpzSource(ArraySource):
             names = None if stored is None else [str(n) for n in archive[stored]]
             images, labels = archive[found[0]], archive[found[1]]
         super().__init__(spec, images, labels, names or _names_beside(path.parent))
+
+
+def _is_idx(location: str) -> bool:
+    path = Path(location)
+    if is_idx_images(path.name):
+        return True
+    return path.is_dir() and any(is_idx_images(child.name) for child in path.iterdir())
+
+
+register_reader("idx", IdxSource, _is_idx)
+register_reader("npz", NpzSource, lambda location: location.lower().endswith(".npz"))

@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from unicl.data.classes import read_class_names
+from unicl.data.registry import register_reader
 from unicl.data.source import IndexedSource, Modality, RawSample
 from unicl.data.spec import SourceSpec
 from unicl.errors import UserInputError
@@ -59,3 +60,6 @@ class FolderSource(IndexedSource):
     def raw(self, index: int) -> RawSample:
         path = self.files[index]
         return RawSample(str(path), path, None, self.file_classes[index])
+
+
+register_reader("folder", FolderSource, lambda location: Path(location).is_dir(), fallback=True)

@@ -9,11 +9,13 @@ a class column image-label. Relative image paths are relative to the manifest's 
 from __future__ import annotations
 
 import csv
+import functools
 import json
 from collections.abc import Iterable
 from pathlib import Path
 
 from unicl.data.classes import read_class_names
+from unicl.data.registry import register_reader
 from unicl.data.source import IndexedSource, Modality, RawSample
 from unicl.data.spec import SourceSpec
 from unicl.errors import UserInputError
@@ -128,3 +130,11 @@ class ManifestSource(IndexedSource):
     def raw(self, index: int) -> RawSample:
         path = self.paths[index]
         return RawSample(str(path), path, self.texts[index], self.class_ids[index])
+
+
+for _kind in ("csv", "tsv", "jsonl"):
+    register_reader(
+        _kind,
+        functools.partial(ManifestSource, kind=_kind),
+        lambda location, suffix=f".{_kind}": location.lower().endswith(suffix),
+    )

@@ -18,6 +18,7 @@ from braceexpand import braceexpand
 
 from unicl.data.classes import read_class_names
 from unicl.data.images import BadSample
+from unicl.data.registry import register_reader
 from unicl.data.source import Modality, RawSample, ShardedSource
 from unicl.data.spec import SourceSpec
 from unicl.errors import UserInputError
@@ -124,3 +125,10 @@ class ShardSource(ShardedSource):
                 "truncated", key, f"shard holds {read} of {self.shard_sizes[shard]} samples"
             )
             yield RawSample(key, lost, None, 0)
+
+
+register_reader(
+    "shards",
+    ShardSource,
+    lambda location: "{" in location or location.endswith((".tar", ".tar.gz", ".tgz")),
+)

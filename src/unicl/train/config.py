@@ -25,7 +25,7 @@ from typing import Any, Literal
 
 import yaml
 
-from unicl.data.spec import parse_source
+from unicl.data.registry import parse_source
 from unicl.errors import UserInputError
 from unicl.train.config_loading import apply_override, build_dataclass
 
