@@ -55,3 +55,22 @@ def test_manifest_columns_can_be_named_on_the_command_line(tmp_path):
     named = run_unicl("data", "inspect", f"{manifest}?image_column=file_name&text_column=desc")
     assert named.status == 0, named.stderr
     assert "image-text, 1 samples" in named.stdout
+
+
+def test_a_cut_short_tar_without_stats_is_counted_not_just_warned(tmp_path):
+    import webdataset as wds
+
+    shard = tmp_path / "part-000000.tar"
+    rng = np.random.default_rng(0)
+    with wds.TarWriter(str(shard)) as sink:
+        for i in range(8):
+            image = tmp_path / f"{i}.png"
+            Image.fromarray(rng.integers(0, 255, (64, 64, 3), dtype=np.uint8)).save(image)
+            sink.write({"__key__": f"k{i}", "png": image.read_bytes(), "txt": f"tile {i}"})
+    size = shard.stat().st_size
+    shard.write_bytes(shard.read_bytes()[: size // 2 + 700])  # ends inside a member
+    outcome = run_unicl("data", "inspect", shard, "--json")
+    assert outcome.status == 0, outcome.stderr
+    report = json.loads(outcome.stdout)
+    assert report["bad"].get("truncated", 0) >= 1
+    assert "ReadError" not in outcome.stderr

@@ -108,7 +108,8 @@ class ShardSource(ShardedSource):
         hold, as when a tar is cut short, come last as `truncated` bad samples."""
         url = self.urls[shard]
         read = 0
-        for sample in iterate_shard(url, on_error=wds.warn_and_continue):
+        damage: list[Exception] = []
+        for sample in iterate_shard(url, on_error=lambda error: damage.append(error) or True):
             read += 1
             key = f"{url}/{sample['__key__']}"
             image = next((sample[e] for e in IMAGE_EXTENSIONS if e in sample), b"")
@@ -125,6 +126,11 @@ class ShardSource(ShardedSource):
                 "truncated", key, f"shard holds {read} of {self.shard_sizes[shard]} samples"
             )
             yield RawSample(key, lost, None, 0)
+        if damage and read >= self.shard_sizes[shard]:
+            # A damaged tar whose size was counted by reading it: how many samples it lost is
+            # unknown, so the damage itself counts as one bad sample.
+            key = f"{url}#{read}"
+            yield RawSample(key, BadSample("truncated", key, str(damage[0])), None, 0)
 
 
 register_reader(
