@@ -55,9 +55,20 @@ def test_a_config_file_builds_a_model(tmp_path):
         ({"embeddim": 3}, "unknown model config keys \\['embeddim'\\]"),
         ({"embed_dim": "big"}, "embed_dim='big' should be a int"),
         ({"image_mean": [0.5]}, "image_mean should be 3 numbers"),
-        ({"vision": {"arch": "resnet51"}}, "unknown vision arch 'resnet51'"),
-        ({"vision": {"depth": 3}}, "vision \\(resnet\\): unknown keys \\['depth'\\]"),
+        ({"vision": {"arch": "resnet51"}}, "unknown vision arch 'resnet51' \\(did you mean"),
+        (
+            {"vision": {"depth": 3}},
+            "unknown config key 'vision.depth'; allowed keys under 'vision'",
+        ),
+        ({"vision": {"stem_widht": 3}}, "'vision.stem_widht' \\(did you mean 'stem_width'\\?\\)"),
+        ({"vision": {"widths": [32, 64, 128, 1e6]}}, "'vision.widths.3' is 1000000.0; it must be"),
+        ({"vision": {"image_size": 64}}, "'vision.image_size' cannot be set here: it comes from"),
         ({"text": {"arch": "lstm"}}, "unknown text arch 'lstm'"),
+        (
+            {"text": {"layers": 5000}},
+            "'text.layers' is 5000; it must be an integer in \\[1, 1024\\]",
+        ),
+        ({"text": {"context_length": 8}}, "'text.context_length' cannot be set here"),
         ({"tokenizer": "missing.json"}, "tokenizer 'missing.json'"),
     ],
 )
