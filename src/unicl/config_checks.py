@@ -106,7 +106,7 @@ def _refuse_unknown(values: Mapping, allowed: list[str], key: str) -> None:
     if unknown:
         raise UserInputError(
             f"unknown config key '{_join(key, unknown[0])}'{did_you_mean(unknown[0], allowed)}; "
-            f"allowed keys under '{key}': {', '.join(allowed)}"
+            f"allowed keys{f' under {key!r}' if key else ''}: {', '.join(allowed)}"
         )
 
 

@@ -64,8 +64,8 @@ def test_round_trip_rebuilds_the_tower_from_the_saved_directory_alone(minilm_mod
     minilm_model.save_pretrained(tmp_path)
     assert (tmp_path / "text_tower" / "config.json").is_file()
     loaded = load(tmp_path).eval()
-    assert loaded.config["text"]["path"] == "text_tower"
-    assert loaded.config["text"]["pretrained"] is False
+    assert loaded.config.text["path"] == "text_tower"
+    assert loaded.config.text["pretrained"] is False
     tokens = minilm_model.tokenize(["a sneaker", "an ankle boot"])
     assert torch.equal(loaded.tokenize(["a sneaker", "an ankle boot"]), tokens)
     assert torch.equal(loaded.encode_text(tokens), minilm_model.encode_text(tokens))

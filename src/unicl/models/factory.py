@@ -13,10 +13,15 @@ import os
 from pathlib import Path
 
 from unicl.errors import UserInputError
-from unicl.models.config import apply_overrides, load_config
+from unicl.models.config import (
+    ModelConfig,
+    apply_overrides,
+    load_model_config,
+    model_config_from_dict,
+)
 from unicl.models.model import UniCLModel
 from unicl.models.registry import IMAGE_TOWERS, TEXT_TOWERS, TowerRegistry
-from unicl.models.serialization import TOKENIZER_FILE, load_weights, read_config
+from unicl.models.serialization import CONFIG_FILE, TOKENIZER_FILE, load_weights, read_config
 from unicl.models.tokenizer import Tokenizer
 from unicl.models.tower import ImageTower, Tower
 
@@ -76,28 +81,27 @@ def build_image_encoder(spec: dict, image_size: int, base_dir: Path | None = Non
     return _construct(cls, {**kwargs, "image_size": image_size}, f"vision ({spec['arch']})")
 
 
-def model_from_config(config: dict, base_dir: Path | None = None) -> UniCLModel:
+def model_from_config(config: ModelConfig, base_dir: Path | None = None) -> UniCLModel:
     """Build a freshly initialised model (pretrained towers keep their weights).
 
     Without `tokenizer` in the config, the text tower's directory (`path`) supplies it.
     """
-    text_cls, text_kwargs = _tower_arguments(TEXT_TOWERS, config["text"], base_dir)
-    tokenizer_source = config.get("tokenizer")
+    text_cls, text_kwargs = _tower_arguments(TEXT_TOWERS, config.text, base_dir)
+    tokenizer_source = config.tokenizer
     if tokenizer_source is None:
         tokenizer_source = text_kwargs.get("path")
         if tokenizer_source is None:
             raise UserInputError("the model config needs 'tokenizer' (a name or tokenizer.json)")
     elif base_dir is not None and not Path(tokenizer_source).is_absolute():
         tokenizer_source = base_dir / tokenizer_source
-    tokenizer = Tokenizer.from_file(tokenizer_source, config["context_length"])
-    image_encoder = build_image_encoder(config["vision"], config["image_size"], base_dir)
+    tokenizer = Tokenizer.from_file(tokenizer_source, config.context_length)
+    image_encoder = build_image_encoder(config.vision, config.image_size, base_dir)
     common = dict(
         vocab_size=tokenizer.vocab_size,
         pad_id=tokenizer.pad_id,
-        context_length=config["context_length"],
+        context_length=config.context_length,
     )
-    where = f"text ({config['text']['arch']})"
-    text_encoder = _construct(text_cls, {**text_kwargs, **common}, where)
+    text_encoder = _construct(text_cls, {**text_kwargs, **common}, f"text ({config.text['arch']})")
     return UniCLModel(image_encoder, text_encoder, tokenizer, config)
 
 
@@ -108,7 +112,7 @@ def create_model(name_or_path: str | os.PathLike, **overrides) -> UniCLModel:
     they name another `arch`, e.g. `create_model("unicl-tiny", image_size=28, text={"layers": 4})`
     or `create_model("unicl-tiny", vision={"arch": "vit-ti-16"})`.
     """
-    config = load_config(name_or_path)
+    config = load_model_config(name_or_path)
     if overrides:
         config = apply_overrides(config, overrides)
     return model_from_config(config)
@@ -117,7 +121,7 @@ def create_model(name_or_path: str | os.PathLike, **overrides) -> UniCLModel:
 def load(directory: str | os.PathLike) -> UniCLModel:
     """Rebuild a model written by `save_pretrained`, with identical weights and tokenizer."""
     directory = Path(directory)
-    config = read_config(directory)
+    config = model_config_from_dict(read_config(directory), source=str(directory / CONFIG_FILE))
     if not (directory / TOKENIZER_FILE).is_file():
         raise UserInputError(
             f"{directory / TOKENIZER_FILE} is missing: the tokenizer was not saved"

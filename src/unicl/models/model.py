@@ -8,7 +8,7 @@ features. `logit_scale` holds log(multiplier), initialised to log(1/0.07) and ke
 
 from __future__ import annotations
 
-import copy
+import dataclasses
 import math
 import os
 from collections.abc import Sequence
@@ -17,6 +17,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from unicl.models.config import ModelConfig
 from unicl.models.serialization import TOKENIZER_FILE, save_directory
 from unicl.models.tokenizer import Tokenizer
 from unicl.models.tower import ImageTower, TextTower
@@ -28,9 +29,8 @@ MAX_LOGIT_SCALE = math.log(100)
 class UniCLModel(nn.Module):
     """Image encoder + text encoder + bias-free linear projections to `embed_dim` + logit scale.
 
-    The towers follow the contract of `unicl.models.tower`. `config` is the plain-dict
-    configuration it was built from (see `unicl.models.config`); it is what `save_pretrained`
-    writes so that `unicl.load` can rebuild the same model.
+    The towers follow the contract of `unicl.models.tower`. `config` is the `ModelConfig` it was
+    built from; it is what `save_pretrained` writes so that `unicl.load` can rebuild the same model.
     """
 
     def __init__(
@@ -38,14 +38,14 @@ class UniCLModel(nn.Module):
         image_encoder: ImageTower,
         text_encoder: TextTower,
         tokenizer: Tokenizer,
-        config: dict,
+        config: ModelConfig,
     ):
         super().__init__()
         self.image_encoder = image_encoder
         self.text_encoder = text_encoder
         self.tokenizer = tokenizer
-        self.config = copy.deepcopy(config)
-        embed_dim = config["embed_dim"]
+        self.config = config
+        embed_dim = config.embed_dim
         self.image_projection = nn.Linear(image_encoder.width, embed_dim, bias=False)
         self.text_projection = nn.Linear(text_encoder.width, embed_dim, bias=False)
         nn.init.normal_(self.image_projection.weight, std=image_encoder.width**-0.5)
@@ -54,19 +54,19 @@ class UniCLModel(nn.Module):
 
     @property
     def embed_dim(self) -> int:
-        return self.config["embed_dim"]
+        return self.config.embed_dim
 
     @property
     def image_size(self) -> int:
-        return self.config["image_size"]
+        return self.config.image_size
 
     @property
     def image_mean(self) -> tuple[float, float, float]:
-        return tuple(self.config["image_mean"])
+        return self.config.image_mean
 
     @property
     def image_std(self) -> tuple[float, float, float]:
-        return tuple(self.config["image_std"])
+        return self.config.image_std
 
     @property
     def context_length(self) -> int:
@@ -118,8 +118,10 @@ class UniCLModel(nn.Module):
         Hugging Face tower's architecture in `text_tower/config.json`). Each file is written
         atomically; `unicl.load(directory)` rebuilds the model.
         """
-        vision, image_files = self.image_encoder.export_section(self.config["vision"])
-        text, text_files = self.text_encoder.export_section(self.config["text"])
-        config = {**self.config, "tokenizer": TOKENIZER_FILE, "vision": vision, "text": text}
+        vision, image_files = self.image_encoder.export_section(self.config.vision)
+        text, text_files = self.text_encoder.export_section(self.config.text)
+        config = dataclasses.replace(
+            self.config, tokenizer=TOKENIZER_FILE, vision=vision, text=text
+        )
         files = {TOKENIZER_FILE: self.tokenizer.to_str(), **image_files, **text_files}
-        save_directory(directory, config, self.state_dict(), files)
+        save_directory(directory, config.to_dict(), self.state_dict(), files)
