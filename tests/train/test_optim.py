@@ -6,6 +6,8 @@ import pytest
 import torch
 from torch import nn
 
+from unicl.models import create_model, list_models
+from unicl.models.swin import SwinBlock
 from unicl.train.config import OptimConfig, ScheduleConfig
 from unicl.train.optim import build_optimizer, build_scheduler, lr_factor, no_decay_names, scaled_lr
 
@@ -21,18 +23,35 @@ class Towers(nn.Module):
         self.frozen = nn.Linear(4, 4)
         self.frozen.requires_grad_(False)
 
+    def no_weight_decay(self):
+        return {"pos_embed"}
 
-def test_no_decay_on_norms_biases_embeddings_and_logit_scale():
-    names = no_decay_names(Towers())
-    assert names >= {
+
+class Task(nn.Module):
+    """A wrapper holding the towers, as the training objectives do, with an undeclared table."""
+
+    def __init__(self):
+        super().__init__()
+        self.model = Towers()
+        self.table = nn.Parameter(torch.zeros(3, 4))
+
+
+def test_no_decay_on_norms_biases_embeddings_declared_tables_and_logit_scale():
+    assert no_decay_names(Towers()) == {
         "token_embedding.weight",
         "pos_embed",
         "proj.bias",
         "norm.weight",
         "norm.bias",
         "logit_scale",
+        "frozen.bias",
     }
-    assert "proj.weight" not in names
+
+
+def test_submodule_declarations_are_prefixed_and_no_name_is_guessed():
+    names = no_decay_names(Task())
+    assert {"model.pos_embed", "model.token_embedding.weight", "model.logit_scale"} <= names
+    assert "table" not in names and "model.proj.weight" not in names
 
 
 def test_optimizer_groups_hold_only_trainable_params():
@@ -71,3 +90,39 @@ def test_scheduler_drives_optimizer_lr():
         optimizer.step()
         scheduler.step()
     assert seen == pytest.approx([0.5, 1.0, 1.0, 0.5])
+
+
+def weight_matrices(model: nn.Module) -> set[str]:
+    """The weights of every linear and convolution layer: the parameters that must decay."""
+    layers = (nn.Linear, nn.Conv1d, nn.Conv2d, nn.Conv3d)
+    return {f"{name}.weight" for name, m in model.named_modules() if isinstance(m, layers)}
+
+
+@pytest.mark.parametrize("name", list_models())
+def test_every_shipped_model_decays_exactly_its_weight_matrices(name):
+    if name == "unicl-tiny-minilm":
+        model = create_model(name)  # a pretrained tower: its weights are read from disk
+    else:
+        with torch.device("meta"):
+            model = create_model(name)
+    parameters = dict(model.named_parameters())
+    names = no_decay_names(model)
+    assert names == parameters.keys() - weight_matrices(model)
+    assert {n for n, p in parameters.items() if p.ndim < 2} <= names
+    assert "logit_scale" in names and model.no_weight_decay() <= names
+    blocks = [m for m in model.modules() if isinstance(m, SwinBlock)]
+    tables = {n for n in parameters if n.endswith("relative_position_bias")}
+    assert len(tables) == len(blocks) and tables <= names
+    assert len(blocks) == {"unicl-swin-t": 12, "unicl-swin-b": 24}.get(name, 0)
+
+
+def test_swin_relative_position_tables_go_to_the_no_decay_group():
+    vision = {"arch": "swin", "embed_dim": 16, "depths": [2, 2], "heads": [2, 4], "window": 4}
+    model = create_model("unicl-tiny", vision=vision)
+    groups = {g["name"]: g for g in build_optimizer(model, OptimConfig(), lr=1e-3).param_groups}
+    no_decay = {id(p) for p in groups["no_decay"]["params"]}
+    tables = [m.relative_position_bias for m in model.modules() if isinstance(m, SwinBlock)]
+    assert len(tables) == 4 and all(id(t) in no_decay for t in tables)
+    assert {id(p) for p in groups["decay"]["params"]} == {
+        id(p) for n, p in model.named_parameters() if n in weight_matrices(model)
+    }

@@ -1,5 +1,9 @@
-"""Image and text encoders, tokenizers, the UniCL dual encoder, named configs and save/load."""
+"""Image and text encoders, tokenizers, the UniCL dual encoder, named configs and save/load.
 
+Importing the package registers the encoder families (each family file registers itself).
+"""
+
+from unicl.models import hf_text, resnet, swin, text_transformer, vit  # noqa: F401 (registration)
 from unicl.models.config import list_models
 from unicl.models.factory import create_model, load
 from unicl.models.model import UniCLModel

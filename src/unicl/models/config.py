@@ -1,39 +1,74 @@
-"""Named model configurations (YAML files shipped in `unicl/models/configs/`) and their validation.
+"""The model configuration: a typed, bounded `ModelConfig`, and the named configs shipped with unicl.
 
-A config is a plain dict:
-- `embed_dim` (int): the shared embedding width E.
-- `image_size` (int, pixels), `image_mean`, `image_std` (3 floats each, on 0-1 pixel values).
-- `context_length` (int): tokens per text.
-- `vision`: `{arch: <variant such as resnet50, swin-t, vit-b-16, or family resnet|swin|vit>, ...}`
-  with any further keys passed to the encoder's constructor.
-- `text`: `{arch: transformer, width, layers, heads}` or `{arch: hf, path | package, pooling,
-  freeze}`.
-- `tokenizer`: a shipped tokenizer name or a `tokenizer.json` path (optional for `hf` towers,
-  which default to the tower's own).
+Named configs are YAML files in `unicl/models/configs/`; a config may also be any `.yaml`/`.json`
+file, and a saved model's `config.json` holds one. All of them go through `model_config_from_dict`,
+which refuses unknown keys (with a did-you-mean), values of the wrong type and sizes out of bounds
+with a one-line `UserInputError` before anything is built.
 """
 
 from __future__ import annotations
 
 import copy
+import dataclasses
 import json
 import os
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Annotated, Any
 
 import yaml
 
+from unicl.config_checks import Range, build_dataclass
 from unicl.errors import UserInputError
+from unicl.models.registry import IMAGE_TOWERS, TEXT_TOWERS
+from unicl.models.tower import ContextLength, ImageSize, Width
 
 CONFIG_DIR = Path(__file__).parent / "configs"
-REQUIRED = {
-    "embed_dim": int,
-    "image_size": int,
-    "image_mean": list,
-    "image_std": list,
-    "context_length": int,
-    "vision": dict,
-    "text": dict,
-}
-OPTIONAL = {"tokenizer": str}
+Mean = Annotated[float, Range(0.0, 1.0)]
+Std = Annotated[float, Range(0.0, 1.0, low_open=True)]
+
+
+@dataclass(frozen=True, kw_only=True)
+class ModelConfig:
+    """What `UniCLModel` is built from and what `save_pretrained` writes to `config.json`.
+
+    - `embed_dim`: the shared embedding width E, in [1, 16384].
+    - `image_size` (pixels, in [1, 8192]); `image_mean`, `image_std`: 3 values each on 0-1 pixel
+      values (means in [0, 1], standard deviations in (0, 1]).
+    - `context_length`: tokens per text, in [1, 8192].
+    - `tokenizer`: a shipped tokenizer name or a `tokenizer.json` path; optional when the text
+      tower has a directory (`text.path` or `text.package`), whose own tokenizer is then used.
+    - `vision`: `{arch: <family or variant, e.g. resnet50, swin-t, vit-b-16>, **arguments}`.
+    - `text`: `{arch: transformer | hf, **arguments}`; `package: NAME` may replace `path` for the
+      towers listed in `unicl.models.factory.PACKAGED_TEXT_TOWERS`.
+
+    The tower sections' keys are the registered family's constructor arguments (see
+    `unicl.models.registry`), checked against its signature, annotations and bounds; the
+    arguments every family takes (`image_size`; `vocab_size`, `pad_id`, `context_length`) come
+    from the top level and the tokenizer and may not be set in a section.
+    """
+
+    embed_dim: Width
+    image_size: ImageSize
+    image_mean: tuple[Mean, Mean, Mean]
+    image_std: tuple[Std, Std, Std]
+    context_length: ContextLength
+    tokenizer: str | None = None
+    vision: dict[str, Any]
+    text: dict[str, Any]
+
+    def validate(self) -> None:
+        """Check the tower sections against their registered families."""
+        IMAGE_TOWERS.arguments(self.vision)
+        TEXT_TOWERS.arguments(self.text)
+
+    def to_dict(self) -> dict[str, Any]:
+        """The plain JSON/YAML mapping that `model_config_from_dict` reads back unchanged."""
+        record = dataclasses.asdict(self)
+        record.update(image_mean=list(self.image_mean), image_std=list(self.image_std))
+        if self.tokenizer is None:
+            del record["tokenizer"]
+        return record
 
 
 def list_models() -> list[str]:
@@ -41,7 +76,15 @@ def list_models() -> list[str]:
     return sorted(path.stem for path in CONFIG_DIR.glob("*.yaml"))
 
 
-def load_config(name_or_path: str | os.PathLike) -> dict:
+def model_config_from_dict(raw: object, source: str) -> ModelConfig:
+    """Validate a raw mapping (from YAML or JSON) into a `ModelConfig`; errors name `source`."""
+    try:
+        return build_dataclass(ModelConfig, copy.deepcopy(raw), "")
+    except UserInputError as error:
+        raise UserInputError(f"{source}: {error}") from None
+
+
+def load_model_config(name_or_path: str | os.PathLike) -> ModelConfig:
     """A shipped config by name, or a `.yaml`/`.yml`/`.json` file, validated."""
     path = CONFIG_DIR / f"{name_or_path}.yaml"
     if str(name_or_path) not in list_models():
@@ -53,19 +96,19 @@ def load_config(name_or_path: str | os.PathLike) -> dict:
             )
     try:
         text = path.read_text(encoding="utf-8")
-        config = json.loads(text) if path.suffix == ".json" else yaml.safe_load(text)
+        raw = json.loads(text) if path.suffix == ".json" else yaml.safe_load(text)
     except (yaml.YAMLError, json.JSONDecodeError, UnicodeDecodeError) as error:
         raise UserInputError(f"{path} is not a valid config file: {error}") from error
-    return validate_config(config, source=str(path))
+    return model_config_from_dict(raw, source=str(path))
 
 
-def apply_overrides(config: dict, overrides: dict) -> dict:
-    """A copy of `config` with `overrides` applied.
+def apply_overrides(config: ModelConfig, overrides: dict[str, Any]) -> ModelConfig:
+    """`config` with `overrides` applied, validated.
 
     A dict value merges into `vision`/`text` key by key, unless it names a different `arch`, in
     which case it replaces that section.
     """
-    merged = copy.deepcopy(config)
+    merged = config.to_dict()
     for key, value in overrides.items():
         section = merged.get(key)
         if (
@@ -73,35 +116,7 @@ def apply_overrides(config: dict, overrides: dict) -> dict:
             and isinstance(section, dict)
             and value.get("arch", section.get("arch")) == section.get("arch")
         ):
-            merged[key] = {**merged[key], **copy.deepcopy(value)}
+            merged[key] = {**section, **value}
         else:
-            merged[key] = copy.deepcopy(value)
-    return validate_config(merged, source="overrides")
-
-
-def validate_config(config: object, source: str) -> dict:
-    """Check keys and types; raise `UserInputError` naming the bad key and `source`."""
-    if not isinstance(config, dict):
-        raise UserInputError(f"{source}: a model config must be a mapping of keys to values")
-    unknown = sorted(config.keys() - REQUIRED.keys() - OPTIONAL.keys())
-    if unknown:
-        raise UserInputError(
-            f"{source}: unknown model config keys {unknown}; known: {sorted({**REQUIRED, **OPTIONAL})}"
-        )
-    for key, kind in {**REQUIRED, **OPTIONAL}.items():
-        if key not in config:
-            if key in REQUIRED:
-                raise UserInputError(f"{source}: the model config needs {key!r}")
-            continue
-        if not isinstance(config[key], kind) or isinstance(config[key], bool):
-            raise UserInputError(f"{source}: {key}={config[key]!r} should be a {kind.__name__}")
-    for key in ("image_mean", "image_std"):
-        if len(config[key]) != 3 or not all(isinstance(v, (int, float)) for v in config[key]):
-            raise UserInputError(f"{source}: {key} should be 3 numbers, got {config[key]!r}")
-    for key in ("embed_dim", "image_size", "context_length"):
-        if config[key] <= 0:
-            raise UserInputError(f"{source}: {key} should be positive, got {config[key]}")
-    for tower in ("vision", "text"):
-        if "arch" not in config[tower]:
-            raise UserInputError(f"{source}: {tower} needs an 'arch' key")
-    return config
+            merged[key] = value
+    return model_config_from_dict(merged, source="overrides")

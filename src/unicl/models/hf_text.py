@@ -8,28 +8,39 @@ safetensors files in the directory; nothing is fetched from a hub.
 from __future__ import annotations
 
 import os
+from collections.abc import Mapping
 from pathlib import Path
+from typing import Any
 
 import torch
 from torch import nn
 
 from unicl.errors import UserInputError
+from unicl.models.registry import register_text_family
+from unicl.models.tower import TextTower
 
 POOLINGS = ("mean", "cls")
+SAVED_DIRECTORY = "text_tower"
 
 
-class HFTextEncoder(nn.Module):
-    """A `transformers.AutoModel` text encoder; `freeze=True` locks it (LiT) in eval mode."""
+class HFTextEncoder(TextTower):
+    """A `transformers.AutoModel` text encoder; `freeze=True` locks it (LiT) in eval mode.
+
+    The tokenizer's `vocab_size` and the `context_length` must fit the model's token and position
+    embeddings. `pretrained=False` builds the architecture only (a saved model's weights follow).
+    """
 
     def __init__(
         self,
         path: str | os.PathLike,
+        vocab_size: int,
         pad_id: int,
+        context_length: int,
         pooling: str = "mean",
         freeze: bool = False,
         pretrained: bool = True,
     ):
-        super().__init__()
+        super().__init__(vocab_size, pad_id, context_length)
         if pooling not in POOLINGS:
             raise UserInputError(f"unknown text pooling {pooling!r}; choose one of {POOLINGS}")
         if not Path(path, "config.json").is_file():
@@ -43,14 +54,14 @@ class HFTextEncoder(nn.Module):
                 "pretrained text towers need the `transformers` package: pip install 'unicl[hf]'"
             ) from error
         options = dict(local_files_only=True, trust_remote_code=False)
+        config = transformers.AutoConfig.from_pretrained(str(path), **options)
+        _check_fits(config, vocab_size, context_length, path)
         if pretrained:
             self.model = transformers.AutoModel.from_pretrained(
-                str(path), use_safetensors=True, **options
+                str(path), config=config, use_safetensors=True, **options
             )
         else:
-            config = transformers.AutoConfig.from_pretrained(str(path), **options)
             self.model = transformers.AutoModel.from_config(config)
-        self.pad_id = pad_id
         self.pooling = pooling
         self.frozen = freeze
         self.width = self.model.config.hidden_size
@@ -69,22 +80,28 @@ class HFTextEncoder(nn.Module):
         new, old = f"activation_checkpointing_{action}", f"gradient_checkpointing_{action}"
         return getattr(self.model, new, None) or getattr(self.model, old)
 
-    @property
-    def grad_checkpointing(self) -> bool:
-        if hasattr(self.model, "is_activation_checkpointing"):
-            return self.model.is_activation_checkpointing
-        return self.model.is_gradient_checkpointing
-
-    @grad_checkpointing.setter
-    def grad_checkpointing(self, enable: bool) -> None:
+    def set_grad_checkpointing(self, enable: bool = True) -> None:
+        """Switch the Hugging Face model's own (non-reentrant) checkpointing."""
         if enable:
             self._checkpointing("enable")({"use_reentrant": False})
         else:
             self._checkpointing("disable")()
+        super().set_grad_checkpointing(enable)
 
-    def config_json(self) -> str:
-        """The tower's architecture (`config.json`), enough to rebuild it without its weights."""
-        return self.model.config.to_json_string()
+    def no_weight_decay(self) -> set[str]:
+        """Every embedding table of the model (token, position, token type)."""
+        return {
+            f"model.{name}.weight"
+            for name, module in self.model.named_modules()
+            if isinstance(module, nn.Embedding)
+        }
+
+    def export_section(self, section: Mapping[str, Any]) -> tuple[dict[str, Any], dict[str, str]]:
+        """The architecture (`config.json`) goes to `text_tower/`, which the saved section names
+        as its `path` with `pretrained: false`: the weights come from `model.safetensors`."""
+        saved = {key: value for key, value in section.items() if key != "package"}
+        saved.update(path=SAVED_DIRECTORY, pretrained=False)
+        return saved, {f"{SAVED_DIRECTORY}/config.json": self.model.config.to_json_string()}
 
     def forward(self, tokens: torch.Tensor) -> torch.Tensor:
         mask = tokens != self.pad_id
@@ -93,3 +110,21 @@ class HFTextEncoder(nn.Module):
             return hidden[:, 0]
         weights = mask.unsqueeze(-1).to(hidden.dtype)
         return (hidden * weights).sum(1) / weights.sum(1).clamp(min=1.0)
+
+
+def _check_fits(config: Any, vocab_size: int, context_length: int, path: object) -> None:
+    """Refuse a tokenizer or context length that would index past the model's embeddings."""
+    if vocab_size > config.vocab_size:
+        raise UserInputError(
+            f"the tokenizer has {vocab_size} tokens but the text tower at {path} embeds only "
+            f"{config.vocab_size}; use the tower's own tokenizer.json"
+        )
+    positions = getattr(config, "max_position_embeddings", None)
+    if positions is not None and context_length > positions:
+        raise UserInputError(
+            f"context_length {context_length} exceeds the {positions} positions of the text tower "
+            f"at {path}; set context_length <= {positions}"
+        )
+
+
+register_text_family("hf", HFTextEncoder)

@@ -8,7 +8,7 @@ features. `logit_scale` holds log(multiplier), initialised to log(1/0.07) and ke
 
 from __future__ import annotations
 
-import copy
+import dataclasses
 import math
 import os
 from collections.abc import Sequence
@@ -17,9 +17,10 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from unicl.models.hf_text import HFTextEncoder
-from unicl.models.serialization import save_directory
+from unicl.models.config import ModelConfig
+from unicl.models.serialization import TOKENIZER_FILE, save_directory
 from unicl.models.tokenizer import Tokenizer
+from unicl.models.tower import ImageTower, TextTower
 
 INIT_LOGIT_SCALE = math.log(1 / 0.07)
 MAX_LOGIT_SCALE = math.log(100)
@@ -28,23 +29,23 @@ MAX_LOGIT_SCALE = math.log(100)
 class UniCLModel(nn.Module):
     """Image encoder + text encoder + bias-free linear projections to `embed_dim` + logit scale.
 
-    `config` is the plain-dict configuration it was built from (see `unicl.models.config`); it is
-    what `save_pretrained` writes so that `unicl.load` can rebuild the same model.
+    The towers follow the contract of `unicl.models.tower`. `config` is the `ModelConfig` it was
+    built from; it is what `save_pretrained` writes so that `unicl.load` can rebuild the same model.
     """
 
     def __init__(
         self,
-        image_encoder: nn.Module,
-        text_encoder: nn.Module,
+        image_encoder: ImageTower,
+        text_encoder: TextTower,
         tokenizer: Tokenizer,
-        config: dict,
+        config: ModelConfig,
     ):
         super().__init__()
         self.image_encoder = image_encoder
         self.text_encoder = text_encoder
         self.tokenizer = tokenizer
-        self.config = copy.deepcopy(config)
-        embed_dim = config["embed_dim"]
+        self.config = config
+        embed_dim = config.embed_dim
         self.image_projection = nn.Linear(image_encoder.width, embed_dim, bias=False)
         self.text_projection = nn.Linear(text_encoder.width, embed_dim, bias=False)
         nn.init.normal_(self.image_projection.weight, std=image_encoder.width**-0.5)
@@ -53,19 +54,19 @@ class UniCLModel(nn.Module):
 
     @property
     def embed_dim(self) -> int:
-        return self.config["embed_dim"]
+        return self.config.embed_dim
 
     @property
     def image_size(self) -> int:
-        return self.config["image_size"]
+        return self.config.image_size
 
     @property
     def image_mean(self) -> tuple[float, float, float]:
-        return tuple(self.config["image_mean"])
+        return self.config.image_mean
 
     @property
     def image_std(self) -> tuple[float, float, float]:
-        return tuple(self.config["image_std"])
+        return self.config.image_std
 
     @property
     def context_length(self) -> int:
@@ -99,20 +100,28 @@ class UniCLModel(nn.Module):
 
     def set_grad_checkpointing(self, enable: bool = True) -> None:
         """Recompute encoder blocks in the backward pass, trading compute for activation memory."""
-        self.image_encoder.grad_checkpointing = enable
-        self.text_encoder.grad_checkpointing = enable
+        self.image_encoder.set_grad_checkpointing(enable)
+        self.text_encoder.set_grad_checkpointing(enable)
+
+    def no_weight_decay(self) -> set[str]:
+        """Full names of the tables the towers exclude from weight decay, and `logit_scale`."""
+        return {
+            *(f"image_encoder.{name}" for name in self.image_encoder.no_weight_decay()),
+            *(f"text_encoder.{name}" for name in self.text_encoder.no_weight_decay()),
+            "logit_scale",
+        }
 
     def save_pretrained(self, directory: str | os.PathLike) -> None:
         """Write `model.safetensors`, `config.json` and `tokenizer.json` (no pickle) to `directory`.
 
-        A Hugging Face text tower's architecture goes to `text_tower/config.json`, so the directory
-        is self-contained. Each file is written atomically; `unicl.load(directory)` rebuilds it.
+        Each tower adds what rebuilds it from the directory alone (`export_section`; e.g. a
+        Hugging Face tower's architecture in `text_tower/config.json`). Each file is written
+        atomically; `unicl.load(directory)` rebuilds the model.
         """
-        config = copy.deepcopy(self.config)
-        config["tokenizer"] = "tokenizer.json"
-        files = {"tokenizer.json": self.tokenizer.to_str()}
-        if isinstance(self.text_encoder, HFTextEncoder):
-            files["text_tower/config.json"] = self.text_encoder.config_json()
-            config["text"].update(path="text_tower", pretrained=False)
-            config["text"].pop("package", None)
-        save_directory(directory, config, self.state_dict(), files)
+        vision, image_files = self.image_encoder.export_section(self.config.vision)
+        text, text_files = self.text_encoder.export_section(self.config.text)
+        config = dataclasses.replace(
+            self.config, tokenizer=TOKENIZER_FILE, vision=vision, text=text
+        )
+        files = {TOKENIZER_FILE: self.tokenizer.to_str(), **image_files, **text_files}
+        save_directory(directory, config.to_dict(), self.state_dict(), files)

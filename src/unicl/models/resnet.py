@@ -12,6 +12,9 @@ from collections.abc import Sequence
 import torch
 from torch import nn
 
+from unicl.models.registry import register_image_family
+from unicl.models.tower import Count, ImageSize, ImageTower, Span, Width
+
 
 def _conv_bn(c_in: int, c_out: int, kernel: int, stride: int = 1) -> list[nn.Module]:
     return [
@@ -67,23 +70,25 @@ def _shortcut(c_in: int, c_out: int, stride: int) -> nn.Module:
 BLOCKS = {"basic": BasicBlock, "bottleneck": Bottleneck}
 
 
-class ResNet(nn.Module):
+class ResNet(ImageTower):
     """A ResNet trunk: stem, four stages of residual blocks, global average pooling.
 
     `layers` blocks per stage, `widths` inner channels per stage; `width` (the pooled feature size)
-    is `widths[-1] * expansion`. Stages after the first halve the resolution.
+    is `widths[-1] * expansion`. Stages after the first halve the resolution. Convolutions pool
+    any input size, so `image_size` is only recorded. Grad checkpointing recomputes each stage.
     """
 
     def __init__(
         self,
-        layers: Sequence[int],
+        layers: Sequence[Count],
         block: str = "bottleneck",
-        widths: Sequence[int] = (64, 128, 256, 512),
+        widths: Sequence[Width] = (64, 128, 256, 512),
         stem: str = "imagenet",
-        stem_width: int = 64,
-        stem_stride: int = 1,
+        stem_width: Width = 64,
+        stem_stride: Span = 1,
+        image_size: ImageSize = 224,
     ):
-        super().__init__()
+        super().__init__(image_size)
         if block not in BLOCKS:
             raise ValueError(f"unknown ResNet block {block!r}; choose one of {sorted(BLOCKS)}")
         if stem == "imagenet":
@@ -107,7 +112,6 @@ class ResNet(nn.Module):
             stages.append(nn.Sequential(*blocks))
         self.stages = nn.ModuleList(stages)
         self.width = c_in
-        self.grad_checkpointing = False
         self._init_weights()
 
     def _init_weights(self) -> None:
@@ -127,9 +131,15 @@ class ResNet(nn.Module):
                 x = stage(x)
         return x.mean(dim=(2, 3))
 
+    def no_weight_decay(self) -> set[str]:
+        """None: every parameter of two or more dimensions is a convolution kernel."""
+        return set()
+
 
 VARIANTS = {
     "resnet18": dict(layers=[2, 2, 2, 2], block="basic"),
     "resnet50": dict(layers=[3, 4, 6, 3], block="bottleneck"),
     "resnet101": dict(layers=[3, 4, 23, 3], block="bottleneck"),
 }
+
+register_image_family("resnet", ResNet, VARIANTS)

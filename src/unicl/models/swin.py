@@ -14,6 +14,8 @@ import torch.nn.functional as F
 from torch import nn
 
 from unicl.models.layers import Attention, DropPath, Mlp, drop_path_rates, run_blocks
+from unicl.models.registry import register_image_family
+from unicl.models.tower import Count, DropRate, ImageSize, ImageTower, Ratio, Span, Width
 
 MASKED = -100.0
 
@@ -102,20 +104,24 @@ class PatchMerging(nn.Module):
         return self.reduction(self.norm(x))
 
 
-class SwinTransformer(nn.Module):
-    """Patch embedding, stages of Swin blocks separated by patch merging, final norm, mean pool."""
+class SwinTransformer(ImageTower):
+    """Patch embedding, stages of Swin blocks separated by patch merging, final norm, mean pool.
+
+    Any input size works (see the module docstring), so `image_size` is only recorded.
+    """
 
     def __init__(
         self,
-        embed_dim: int = 96,
-        depths: Sequence[int] = (2, 2, 6, 2),
-        heads: Sequence[int] = (3, 6, 12, 24),
-        window: int = 7,
-        patch_size: int = 4,
-        mlp_ratio: float = 4.0,
-        drop_path: float = 0.0,
+        embed_dim: Width = 96,
+        depths: Sequence[Count] = (2, 2, 6, 2),
+        heads: Sequence[Count] = (3, 6, 12, 24),
+        window: Span = 7,
+        patch_size: Span = 4,
+        mlp_ratio: Ratio = 4.0,
+        drop_path: DropRate = 0.0,
+        image_size: ImageSize = 224,
     ):
-        super().__init__()
+        super().__init__(image_size)
         self.patch_size = patch_size
         self.patch_embed = nn.Conv2d(3, embed_dim, patch_size, patch_size)
         self.patch_norm = nn.LayerNorm(embed_dim)
@@ -134,7 +140,6 @@ class SwinTransformer(nn.Module):
                 dim *= 2
         self.norm = nn.LayerNorm(dim)
         self.width = dim
-        self.grad_checkpointing = False
 
     def forward(self, images: torch.Tensor) -> torch.Tensor:
         h, w = images.shape[-2:]
@@ -146,9 +151,19 @@ class SwinTransformer(nn.Module):
                 x = self.merges[index](x)
         return self.norm(x).mean(dim=(1, 2))
 
+    def no_weight_decay(self) -> set[str]:
+        """Every block's relative-position bias table."""
+        return {
+            f"{name}.relative_position_bias"
+            for name, module in self.named_modules()
+            if isinstance(module, SwinBlock)
+        }
+
 
 VARIANTS = {
     "swin-t": dict(embed_dim=96, depths=[2, 2, 6, 2], heads=[3, 6, 12, 24], drop_path=0.2),
     "swin-s": dict(embed_dim=96, depths=[2, 2, 18, 2], heads=[3, 6, 12, 24], drop_path=0.3),
     "swin-b": dict(embed_dim=128, depths=[2, 2, 18, 2], heads=[4, 8, 16, 32], drop_path=0.5),
 }
+
+register_image_family("swin", SwinTransformer, VARIANTS)

@@ -12,30 +12,29 @@ import torch
 from torch import nn
 
 from unicl.models.layers import Block, run_blocks
+from unicl.models.registry import register_text_family
+from unicl.models.tower import Count, Ratio, TextTower, Width
 
 
-class TextTransformer(nn.Module):
+class TextTransformer(TextTower):
     """Token + learned position embeddings, causal pre-norm blocks, final LayerNorm."""
 
     def __init__(
         self,
         vocab_size: int,
         pad_id: int,
-        context_length: int = 77,
-        width: int = 512,
-        layers: int = 12,
-        heads: int = 8,
-        mlp_ratio: float = 4.0,
+        context_length: int,
+        width: Width = 512,
+        layers: Count = 12,
+        heads: Count = 8,
+        mlp_ratio: Ratio = 4.0,
     ):
-        super().__init__()
-        self.pad_id = pad_id
-        self.context_length = context_length
+        super().__init__(vocab_size, pad_id, context_length)
         self.width = width
         self.token_embedding = nn.Embedding(vocab_size, width)
         self.positional_embedding = nn.Parameter(torch.empty(context_length, width))
         self.blocks = nn.ModuleList(Block(width, heads, mlp_ratio) for _ in range(layers))
         self.norm = nn.LayerNorm(width)
-        self.grad_checkpointing = False
         nn.init.normal_(self.token_embedding.weight, std=0.02)
         nn.init.normal_(self.positional_embedding, std=0.01)
 
@@ -47,3 +46,10 @@ class TextTransformer(nn.Module):
         x = self.norm(run_blocks(self.blocks, x, self.grad_checkpointing, is_causal=True))
         last = (tokens != self.pad_id).sum(dim=1).clamp(min=1) - 1
         return x[torch.arange(x.shape[0], device=x.device), last]
+
+    def no_weight_decay(self) -> set[str]:
+        """The token and position embeddings."""
+        return {"token_embedding.weight", "positional_embedding"}
+
+
+register_text_family("transformer", TextTransformer)

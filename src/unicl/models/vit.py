@@ -12,22 +12,27 @@ import torch.nn.functional as F
 from torch import nn
 
 from unicl.models.layers import Block, drop_path_rates, run_blocks
+from unicl.models.registry import register_image_family
+from unicl.models.tower import Count, DropRate, ImageSize, ImageTower, Ratio, Span, Width
 
 
-class VisionTransformer(nn.Module):
-    """Patch embedding, class token, learned position embeddings, pre-norm blocks, final norm."""
+class VisionTransformer(ImageTower):
+    """Patch embedding, class token, learned position embeddings, pre-norm blocks, final norm.
+
+    The position embeddings are stored for the `image_size` grid.
+    """
 
     def __init__(
         self,
-        patch_size: int = 16,
-        width: int = 768,
-        depth: int = 12,
-        heads: int = 12,
-        mlp_ratio: float = 4.0,
-        image_size: int = 224,
-        drop_path: float = 0.0,
+        patch_size: Span = 16,
+        width: Width = 768,
+        depth: Count = 12,
+        heads: Count = 12,
+        mlp_ratio: Ratio = 4.0,
+        image_size: ImageSize = 224,
+        drop_path: DropRate = 0.0,
     ):
-        super().__init__()
+        super().__init__(image_size)
         if image_size % patch_size:
             raise ValueError(f"image_size {image_size} is not a multiple of patch {patch_size}")
         self.patch_size = patch_size
@@ -40,7 +45,6 @@ class VisionTransformer(nn.Module):
             Block(width, heads, mlp_ratio, rate) for rate in drop_path_rates(drop_path, depth)
         )
         self.norm = nn.LayerNorm(width)
-        self.grad_checkpointing = False
         nn.init.normal_(self.cls_token, std=1e-6)
 
     def _position_embedding(self, grid_h: int, grid_w: int) -> torch.Tensor:
@@ -62,9 +66,15 @@ class VisionTransformer(nn.Module):
         x = run_blocks(self.blocks, x, self.grad_checkpointing)
         return self.norm(x[:, 0])
 
+    def no_weight_decay(self) -> set[str]:
+        """The position embeddings and the class token."""
+        return {"pos_embed", "cls_token"}
+
 
 VARIANTS = {
     f"vit-{size}-{patch}": dict(patch_size=patch, width=width, depth=12, heads=heads)
     for size, width, heads in (("ti", 192, 3), ("s", 384, 6), ("b", 768, 12))
     for patch in (16, 32)
 }
+
+register_image_family("vit", VisionTransformer, VARIANTS)

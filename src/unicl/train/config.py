@@ -25,9 +25,10 @@ from typing import Any, Literal
 
 import yaml
 
+from unicl.config_checks import build_dataclass
 from unicl.data.registry import parse_source
 from unicl.errors import UserInputError
-from unicl.train.config_loading import apply_override, build_dataclass
+from unicl.train.config_loading import apply_override
 
 
 def _require(condition: bool, key: str, value: Any, expected: str) -> None:

@@ -10,35 +10,26 @@ from torch import nn
 
 from unicl.train.config import OptimConfig, ScheduleConfig
 
-# Parameters that are embeddings or position tables even when stored as plain nn.Parameter.
-_EMBEDDING_NAME_PARTS = (
-    "pos_embed",
-    "positional_embedding",
-    "position_embedding",
-    "position_bias_table",
-    "cls_token",
-    "class_embedding",
-    "logit_scale",
-)
-
 
 def no_decay_names(module: nn.Module) -> set[str]:
-    """Names of the parameters excluded from weight decay: every parameter with fewer than two
-    dimensions (norm gains, biases, the logit scale), every embedding table (`nn.Embedding` or a
-    name such as `pos_embed`), and whatever `module.no_weight_decay()` names (timm convention)."""
+    """Names of the parameters of `module` excluded from weight decay.
+
+    Every parameter with fewer than two dimensions (norm gains, biases, the logit scale), every
+    `nn.Embedding` weight, and every name that `module` or any submodule declares with
+    `no_weight_decay()` (the tower contract of `unicl.models.tower`, timm's convention), prefixed
+    with the submodule's name. Names are never guessed: a table that no module declares is decayed.
+    """
     names: set[str] = set()
-    for module_name, child in module.named_modules():
+    for prefix, child in module.named_modules():
+        dot = f"{prefix}." if prefix else ""
         if isinstance(child, nn.Embedding):
-            prefix = f"{module_name}." if module_name else ""
-            names.update(prefix + n for n, _ in child.named_parameters(recurse=False))
-    for name, param in module.named_parameters():
-        if param.ndim < 2 or any(part in name for part in _EMBEDDING_NAME_PARTS):
-            names.add(name)
-    declared = getattr(module, "no_weight_decay", None)
-    if callable(declared):
-        listed = set(declared())
-        names.update(n for n, _ in module.named_parameters() if n in listed)
-    return names
+            names.add(f"{dot}weight")
+        declared = getattr(child, "no_weight_decay", None)
+        if callable(declared):
+            names.update(dot + name for name in declared())
+    parameters = dict(module.named_parameters())
+    names.update(name for name, param in parameters.items() if param.ndim < 2)
+    return names & parameters.keys()
 
 
 def scaled_lr(config: OptimConfig, global_batch: int) -> float:
