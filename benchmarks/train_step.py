@@ -24,7 +24,7 @@ import time
 import torch
 
 from unicl.train import load_config
-from unicl.train.distributed import ProcessContext
+from unicl.train.launch import ProcessContext
 from unicl.train.loop import run_loop
 from unicl.train.signals import StopRequest
 from unicl.train.trainer import build_run
@@ -32,7 +32,7 @@ from unicl.train.trainer import build_run
 
 def full_step_times(config, warmup: int) -> tuple[list[float], object, object]:
     """Seconds per step of the real loop, and one (images, tokens) batch for the floor."""
-    context = ProcessContext(0, 1, 0, torch.device("cpu"))
+    context = ProcessContext(device=torch.device("cpu"))
     state, batches, augment = build_run(config, context)
     stamps: list[float] = []
     kept: list = []

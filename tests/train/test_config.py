@@ -6,7 +6,7 @@ import yaml
 
 from unicl.errors import UserInputError
 from unicl.train.config import config_from_dict, config_to_yaml, load_config
-from unicl.train.distributed import ProcessContext
+from unicl.train.launch import ProcessContext
 from unicl.train.trainer import build_run
 
 MINIMAL = {"data": {"sources": ["data/demo/fashion"]}}
@@ -119,7 +119,7 @@ def test_data_options_reach_the_stream():
         "configs/demo.yaml",
         ["data.unique_captions=true", "data.max_bad_fraction=0.25", "data.workers=0"],
     )
-    context = ProcessContext(rank=0, world_size=1, local_rank=0, device=torch.device("cpu"))
+    context = ProcessContext(device=torch.device("cpu"))
     state, batches, _ = build_run(config, context)
     assert state.stream.unique_captions is True
     assert state.stream.bad_data.max_fraction == 0.25

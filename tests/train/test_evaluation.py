@@ -27,7 +27,7 @@ def test_zeroshot_retrieval_and_probe_metrics_are_reported_by_name(tmp_path):
     state = SimpleNamespace(
         model=create_model("unicl-tiny").eval(),
         config=config,
-        context=SimpleNamespace(device=torch.device("cpu"), is_main=True),
+        context=SimpleNamespace(device=torch.device("cpu"), is_main=True, group=None),
     )
     rng_before = torch.get_rng_state()
     metrics = evaluate_run(state)

@@ -10,13 +10,13 @@ import torch
 from tests.train.conftest import ListStream, TinyTowers, noisy_augment
 from unicl.train.checkpoint import list_checkpoints, load_checkpoint
 from unicl.train.config import config_from_dict
-from unicl.train.distributed import ProcessContext
+from unicl.train.launch import ProcessContext
 from unicl.train.loop import TrainingDiverged, run_loop
 from unicl.train.metrics import read_metrics
 from unicl.train.signals import StopRequest
 from unicl.train.state import build_state
 
-CPU = ProcessContext(rank=0, world_size=1, local_rank=0, device=torch.device("cpu"))
+CPU = ProcessContext(device=torch.device("cpu"))
 
 
 def make_config(tmp_path, **sections):

@@ -23,23 +23,20 @@ import contextlib
 from collections.abc import Callable
 
 import torch
-import torch.distributed as dist
 from torch import nn
 
-from unicl.objective import is_distributed
+from unicl import process_group
 
 Tensors = dict[str, torch.Tensor]
 
 
-def agreed_finite(tensors: tuple[torch.Tensor, ...]) -> bool:
-    """True when every value of `tensors` is finite on every process (one host sync; under
-    `torch.distributed` one tiny all-reduce, so that all ranks skip a step together)."""
-    flag = torch.ones((), dtype=torch.int32, device=tensors[0].device)
+def agreed_finite(tensors: tuple[torch.Tensor, ...], group: process_group.Group) -> bool:
+    """True when every value of `tensors` is finite on every rank of `group` (so that all ranks
+    skip a step together)."""
+    finite = torch.ones((), dtype=torch.bool, device=tensors[0].device)
     for tensor in tensors:
-        flag &= torch.isfinite(tensor.detach()).all().to(torch.int32)
-    if is_distributed():
-        dist.all_reduce(flag, op=dist.ReduceOp.MIN)
-    return bool(flag)
+        finite &= torch.isfinite(tensor.detach()).all()
+    return process_group.true_on_all_ranks(finite, group)
 
 
 def split_inputs(inputs: Tensors, parts: int) -> list[Tensors]:
@@ -61,16 +58,17 @@ def forward_backward(
     `module` is the task itself or its DDP wrapper (whose forward is the task's); `backward`
     back-propagates a loss (e.g. through a gradient scaler). Returns this process's loss value
     (detached), or None, with no gradient accumulated, when a feature or the loss is not finite
-    on some process.
+    on some rank of `task.group`.
     """
+    group = task.group
     if accumulation_steps == 1:
         with autocast():
             features, shared = module(inputs)
-        if not agreed_finite(features + shared):
+        if not agreed_finite(features + shared, group):
             return None
         with autocast():
             loss = task.loss(features, shared, inputs)
-        if not agreed_finite((loss,)):
+        if not agreed_finite((loss,), group):
             return None
         backward(loss)
         return loss.detach()
@@ -83,7 +81,7 @@ def forward_backward(
             with autocast():
                 cached.append(module(chunk)[0])
     after = _rng_state(inputs)
-    if not agreed_finite(tuple(t for parts in cached for t in parts)):
+    if not agreed_finite(tuple(t for parts in cached for t in parts), group):
         return None
     last = accumulation_steps - 1
     for j, chunk in enumerate(chunks):
@@ -99,7 +97,7 @@ def forward_backward(
                 if j < last:
                     shared = tuple(s.detach() for s in shared)
                 loss = task.loss(features, shared, inputs)
-            if j == 0 and not agreed_finite((loss,)):
+            if j == 0 and not agreed_finite((loss,), group):
                 _set_rng_state(after)
                 return None
             backward(loss)

@@ -8,8 +8,8 @@ from pathlib import Path
 from typing import Any
 
 import torch
-import torch.distributed as dist
 
+from unicl import process_group
 from unicl.data import parse_source
 from unicl.evaluate.linear_probe import linear_probe
 from unicl.evaluate.retrieval import evaluate_retrieval
@@ -36,8 +36,7 @@ def evaluate_run(state: TrainingState) -> dict[str, float]:
     if state.context.is_main:
         with torch.random.fork_rng(devices=devices):  # evaluating never changes training
             results = {**_zeroshot(state), **_retrieval(state), **_linear_probe(state)}
-    if dist.is_initialized():
-        dist.barrier()
+    process_group.barrier(state.context.group)
     return results
 
 

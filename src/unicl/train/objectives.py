@@ -17,19 +17,19 @@ from __future__ import annotations
 from collections.abc import Callable
 
 import torch
-import torch.distributed as dist
 import torch.nn.functional as F
 from torch import nn
 
+from unicl import process_group
 from unicl.errors import UserInputError
 from unicl.objective import (
     CAPTION_CLASS_ID,
     UniCLLoss,
     gather_labels,
     gather_with_grad,
-    is_distributed,
     supcon_loss,
 )
+from unicl.process_group import Group
 from unicl.train.accumulation import Tensors
 from unicl.train.config import ObjectiveConfig
 
@@ -39,12 +39,13 @@ Augment = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
 
 
 class UniCLTask(nn.Module):
-    """Image and text towers trained with the UniCL loss."""
+    """Image and text towers trained with the UniCL loss over the ranks of `group`."""
 
-    def __init__(self, model: nn.Module, tile_size: int | None = None) -> None:
+    def __init__(self, model: nn.Module, tile_size: int | None = None, group: Group = None) -> None:
         super().__init__()
         self.model = model
-        self.criterion = UniCLLoss(tile_size=tile_size)
+        self.group = group
+        self.criterion = UniCLLoss(tile_size=tile_size, group=group)
 
     def prepare(self, batch, augment: Augment, device: torch.device) -> Tensors:
         return {
@@ -68,9 +69,10 @@ class UniCLTask(nn.Module):
 class CrossEntropyTask(nn.Module):
     """The image tower plus a linear head over `num_classes` classes, trained with cross-entropy."""
 
-    def __init__(self, model: nn.Module, num_classes: int) -> None:
+    def __init__(self, model: nn.Module, num_classes: int, group: Group = None) -> None:
         super().__init__()
         self.model = model
+        self.group = group
         self.head = nn.Linear(model.embed_dim, num_classes)
 
     def prepare(self, batch, augment: Augment, device: torch.device) -> Tensors:
@@ -88,15 +90,11 @@ class CrossEntropyTask(nn.Module):
         gradient averaging turns into the gradient of the global mean."""
         (logits,) = features
         targets = inputs["class_ids"]
-        count = (targets != CAPTION_CLASS_ID).sum()
-        world = 1
-        if is_distributed():
-            count, world = count.clone(), dist.get_world_size()
-            dist.all_reduce(count)
+        count = process_group.sum_over_ranks((targets != CAPTION_CLASS_ID).sum(), self.group)
         total = F.cross_entropy(
             logits.float(), targets, ignore_index=CAPTION_CLASS_ID, reduction="sum"
         )
-        return total * world / count.clamp(min=1)
+        return total * process_group.world_size(self.group) / count.clamp(min=1)
 
     def after_step(self) -> None:
         """Nothing to constrain."""
@@ -105,9 +103,10 @@ class CrossEntropyTask(nn.Module):
 class SupConTask(nn.Module):
     """The image tower trained with SupCon on two augmented views per image."""
 
-    def __init__(self, model: nn.Module, temperature: float) -> None:
+    def __init__(self, model: nn.Module, temperature: float, group: Group = None) -> None:
         super().__init__()
         self.model = model
+        self.group = group
         self.temperature = temperature
 
     def prepare(self, batch, augment: Augment, device: torch.device) -> Tensors:
@@ -128,25 +127,26 @@ class SupConTask(nn.Module):
         """Every process computes SupCon over the gathered global batch; the gather's backward
         sums the ranks' gradients and DDP averages them: the global-batch gradient."""
         (views,) = features
-        labels = inputs["labels"]
-        if is_distributed():
-            views, labels = gather_with_grad(views), gather_labels(labels)
+        views = gather_with_grad(views, self.group)
+        labels = gather_labels(inputs["labels"], self.group)
         return supcon_loss(views.flatten(0, 1), labels.repeat_interleave(2), self.temperature)
 
     def after_step(self) -> None:
         """Nothing to constrain."""
 
 
-def build_task(model: nn.Module, config: ObjectiveConfig, num_classes: int | None) -> nn.Module:
-    """The task module for `config.name`; `num_classes` (the training class space) sizes the
-    `ce` head when `config.num_classes` is not set."""
+def build_task(
+    model: nn.Module, config: ObjectiveConfig, num_classes: int | None, group: Group
+) -> nn.Module:
+    """The task module for `config.name` over the ranks of `group`; `num_classes` (the training
+    class space) sizes the `ce` head when `config.num_classes` is not set."""
     if config.name == "unicl":
-        return UniCLTask(model, config.tile_size)
+        return UniCLTask(model, config.tile_size, group)
     if config.name == "supcon":
-        return SupConTask(model, config.temperature)
+        return SupConTask(model, config.temperature, group)
     classes = config.num_classes or num_classes
     if classes is None:
         raise UserInputError(
             "objective 'ce' needs the number of classes: set objective.num_classes"
         )
-    return CrossEntropyTask(model, classes)
+    return CrossEntropyTask(model, classes, group)

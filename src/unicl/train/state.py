@@ -3,21 +3,20 @@ through a checkpoint (model, head, optimiser, scheduler, scaler, EMA, data posit
 
 from __future__ import annotations
 
-import io
 from dataclasses import dataclass
 from types import SimpleNamespace
 from typing import Any
 
 import torch
-import torch.distributed as dist
 from torch import nn
 from torch.nn.parallel import DistributedDataParallel
 from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
 
+from unicl import process_group
 from unicl.errors import UserInputError
 from unicl.train.checkpoint import capture_rng_state, restore_rng_state
 from unicl.train.config import TrainConfig, config_to_dict
-from unicl.train.distributed import ProcessContext
+from unicl.train.launch import ProcessContext
 from unicl.train.objectives import build_task
 from unicl.train.optim import build_optimizer, build_scheduler, scaled_lr
 from unicl.train.precision import Precision, build_precision
@@ -69,7 +68,7 @@ class TrainingState:
         """A checkpoint payload. Collective under torch.distributed: every rank must call it,
         since each rank's data position and RNG state are gathered into the payload."""
         local = {"data": self.stream.state_dict(), "rng": capture_rng_state()}
-        per_rank = _gather_objects(local, self.context.world_size)
+        per_rank = process_group.gather_objects(local, self.context.group)
         return {
             "format": CHECKPOINT_FORMAT,
             "counters": vars(self.counters).copy(),
@@ -120,12 +119,13 @@ def build_state(
     """Wire a freshly created `model` and data `stream` into a trainable state on
     `context.device`: the objective's task, DDP (several processes), AdamW at the batch-scaled
     rate, the schedule, the precision policy and the optional EMA."""
-    task = build_task(model, config.objective, num_classes).to(context.device)
+    task = build_task(model, config.objective, num_classes, context.group).to(context.device)
     module: nn.Module = task
-    if context.world_size > 1:
+    if process_group.spans_processes(context.group):
         module = DistributedDataParallel(
             task,
             device_ids=[context.device.index] if context.device.type == "cuda" else None,
+            process_group=context.group,
             find_unused_parameters=bool(unused_parameters(task, context.device)),
         )
     data = config.data
@@ -181,14 +181,3 @@ def unused_parameters(task: nn.Module, device: torch.device) -> list[str]:
         task.zero_grad(set_to_none=True)
         task.train(was_training)
     return unused
-
-
-def _gather_objects(item: Any, world_size: int) -> list[Any]:
-    """Every rank's `item` (tensors and plain values), serialised with torch.save for transit."""
-    if world_size == 1:
-        return [item]
-    buffer = io.BytesIO()
-    torch.save(item, buffer)
-    gathered: list[Any] = [None] * world_size
-    dist.all_gather_object(gathered, buffer.getvalue())
-    return [torch.load(io.BytesIO(data), weights_only=True) for data in gathered]

@@ -24,8 +24,8 @@ from unicl.files import write_text_atomic
 from unicl.models import create_model, load
 from unicl.train.checkpoint import list_checkpoints, load_checkpoint, resolve_resume
 from unicl.train.config import TrainConfig, config_to_yaml
-from unicl.train.distributed import ProcessContext, close_process, init_process
 from unicl.train.evaluation import evaluate_run
+from unicl.train.launch import ProcessContext, close_process, init_process
 from unicl.train.loop import run_loop
 from unicl.train.metrics import METRICS_FILE
 from unicl.train.report import write_report
