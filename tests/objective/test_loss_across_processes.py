@@ -55,7 +55,7 @@ def single_process_gradients():
 
 def _rank_result(rank, world_size, splits, tile_size, new_group):
     """This rank's loss, averaged loss and parameter gradients, detached from DDP and autograd;
-    and a gather's values. `new_group`: pass a group made for the test instead of
+    and a gather's values and gradients. `new_group`: pass a group made for the test instead of
     the default one (None)."""
     group = dist.new_group(list(range(world_size))) if new_group else None
     model = DistributedDataParallel(TwoTowers(), process_group=group)
@@ -67,11 +67,16 @@ def _rank_result(rank, world_size, splits, tile_size, new_group):
     loss.backward()
     mean_loss = loss.detach().clone()
     dist.all_reduce(mean_loss)
-    gathered = gather_with_grad(torch.full((stop - start, 1), float(rank)), group)
+    rows = torch.full((stop - start, 1), float(rank), requires_grad=True)
+    gathered = gather_with_grad(rows, group)
+    upstream = torch.ones_like(gathered)
+    gathered.backward(upstream)
     return {
         "loss": mean_loss / world_size,
         "grads": {name: p.grad.clone() for name, p in model.module.named_parameters()},
         "gathered": gathered.detach(),
+        "upstream": upstream,
+        "rows_grad": rows.grad,
     }
 
 
@@ -120,3 +125,7 @@ def test_ddp_gradients_equal_the_global_batch_gradients(splits, tile_size, new_g
             torch.testing.assert_close(result["grads"][name], grad, rtol=1e-5, atol=1e-6)
     sizes = (splits[1] - splits[0], splits[2] - splits[1])
     assert results[0]["gathered"].flatten().tolist() == [0.0] * sizes[0] + [1.0] * sizes[1]
+    for result, size in zip(results, sizes, strict=True):
+        # each rank's rows get the sum of both ranks' gradients; the caller's gradient is intact
+        assert result["rows_grad"].flatten().tolist() == [2.0] * size
+        assert result["upstream"].flatten().tolist() == [1.0] * sum(sizes)

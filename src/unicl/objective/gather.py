@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import torch
 import torch.distributed as dist
+from torch.autograd.function import once_differentiable
 
 from unicl import process_group
 from unicl.process_group import Group
@@ -59,8 +60,9 @@ class _GatherWithGrad(torch.autograd.Function):
         return _all_gather_padded(tensor.contiguous(), sizes, group)
 
     @staticmethod
+    @once_differentiable
     def backward(ctx, grad_output):
-        grad = grad_output.contiguous()
+        grad = grad_output.clone(memory_format=torch.contiguous_format)  # never reduce in place
         dist.all_reduce(grad, op=dist.ReduceOp.SUM, group=ctx.group)
         rank = process_group.rank(ctx.group)
         start = sum(ctx.sizes[:rank])
