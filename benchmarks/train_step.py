@@ -23,7 +23,7 @@ import time
 
 import torch
 
-from unicl.train import load_config
+from unicl.train import load_training_config
 from unicl.train.launch import ProcessContext
 from unicl.train.loop import run_loop
 from unicl.train.signals import StopRequest
@@ -82,7 +82,7 @@ def main() -> None:
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
     with tempfile.TemporaryDirectory() as output:
-        config = load_config(
+        config = load_training_config(
             args.config,
             [
                 f"schedule.steps={args.steps + args.warmup + 1}",
@@ -103,7 +103,7 @@ def main() -> None:
         f"`python benchmarks/train_step.py {' '.join(sys.argv[1:])}`"
         f" on {platform.processor() or platform.machine()}, {args.threads} threads, "
         f"torch {torch.__version__}; {config.model.name}, batch {batch}, "
-        f"{config.data.workers} data worker(s), medians of {args.steps} steps.\n"
+        f"{config.data.num_workers} data worker(s), medians of {args.steps} steps.\n"
     )
     print("| step | median s/step | samples/s |")
     print("| --- | --- | --- |")

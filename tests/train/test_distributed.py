@@ -11,8 +11,8 @@ import torch.multiprocessing as mp
 from tests.train.conftest import ListStream, TinyTowers
 from tests.train.test_loop import make_config
 from unicl.train.launch import close_process, init_process
+from unicl.train.logger import read_metrics
 from unicl.train.loop import run_loop
-from unicl.train.metrics import read_metrics
 from unicl.train.signals import StopRequest
 from unicl.train.state import build_state
 

@@ -11,8 +11,8 @@ from tests.train.conftest import ListStream, TinyTowers, noisy_augment
 from unicl.train.checkpoint import list_checkpoints, load_checkpoint
 from unicl.train.config import config_from_dict
 from unicl.train.launch import ProcessContext
+from unicl.train.logger import read_metrics
 from unicl.train.loop import TrainingDiverged, run_loop
-from unicl.train.metrics import read_metrics
 from unicl.train.signals import StopRequest
 from unicl.train.state import build_state
 

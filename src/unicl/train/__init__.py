@@ -1,6 +1,6 @@
 """Training: config, optimiser, schedule, accumulation, checkpoints, the loop, logging, report."""
 
-from unicl.train.config import TrainConfig, config_to_yaml, load_config
+from unicl.train.config import TrainConfig, config_to_yaml, load_training_config
 from unicl.train.loop import TrainingDiverged
 from unicl.train.trainer import TrainResult, train
 
@@ -9,6 +9,6 @@ __all__ = [
     "TrainResult",
     "TrainingDiverged",
     "config_to_yaml",
-    "load_config",
+    "load_training_config",
     "train",
 ]

@@ -12,7 +12,7 @@ evaluation: {every_steps: null, zeroshot: [...], retrieval: [...], linear_probe:
 logging:    {every_steps: 10, tensorboard: false}
 ```
 
-`load_config(path, overrides)` reads the file, applies `--set key=value` overrides and returns a
+`load_training_config(path, overrides)` reads the file, applies `--set key=value` overrides and returns a
 `TrainConfig`; `config_to_yaml` prints the resolved config.
 """
 
@@ -52,7 +52,8 @@ class DataConfig:
     """`sources`: source strings or mappings as `unicl.data.parse_source` reads them (location,
     weight, classes, templates, ...). `batch_size` is per process and per micro-batch: the global
     batch of one optimiser step is `batch_size * accumulation_steps * world_size`, and every sample
-    of it is a negative of every other (see `unicl.train.accumulation`). `balance`: the paper's
+    of it is a negative of every other (see `unicl.train.accumulation`). `num_workers`: DataLoader
+    worker processes per training process. `balance`: the paper's
     balanced sampler (as many image-label as image-text samples per epoch); `merge_classes`: equal
     class names in two sources share a label; `unique_captions`: every caption its own label even
     when repeated (the paper's exact TargetM; by default identical captions share one);
@@ -63,7 +64,7 @@ class DataConfig:
     sources: list[Any] = field(default_factory=list)
     batch_size: int = 64
     accumulation_steps: int = 1
-    workers: int = 2
+    num_workers: int = 2
     balance: bool = True
     merge_classes: bool = False
     unique_captions: bool = False
@@ -90,7 +91,7 @@ class DataConfig:
             self.accumulation_steps,
             "> 0",
         )
-        _require(self.workers >= 0, "data.workers", self.workers, ">= 0")
+        _require(self.num_workers >= 0, "data.num_workers", self.num_workers, ">= 0")
 
 
 @dataclass
@@ -312,7 +313,7 @@ def config_from_dict(raw: dict[str, Any]) -> TrainConfig:
     return build_dataclass(TrainConfig, raw, "")
 
 
-def load_config(path: str | Path, overrides: list[str] = ()) -> TrainConfig:
+def load_training_config(path: str | Path, overrides: list[str] = ()) -> TrainConfig:
     """Read the YAML file at `path`, apply `key=value` overrides in order, and validate."""
     path = Path(path)
     if not path.is_file():

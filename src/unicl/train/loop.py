@@ -21,7 +21,7 @@ from unicl import process_group
 from unicl.train.accumulation import forward_backward
 from unicl.train.checkpoint import save_checkpoint
 from unicl.train.launch import ProcessContext
-from unicl.train.metrics import MetricsSink, Progress
+from unicl.train.logger import MetricsSink, Progress
 from unicl.train.signals import StopRequest
 from unicl.train.state import TrainingState
 

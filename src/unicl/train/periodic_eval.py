@@ -1,6 +1,7 @@
-"""Evaluation during and after training, with `unicl.evaluate`, on rank 0 while the other
-processes wait: zero-shot classification, image-text retrieval and linear probes, as configured in
-the `evaluation` section. Metrics are named `<name>/<metric>`."""
+"""The evaluation hook of training: every `evaluation.every_steps` steps and at the end, rank 0
+scores the model with `unicl.evaluate` while the other processes wait: zero-shot classification,
+image-text retrieval and linear probes, as configured in the `evaluation` section. Metrics are
+named `<name>/<metric>`."""
 
 from __future__ import annotations
 
