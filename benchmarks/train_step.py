@@ -44,11 +44,11 @@ def full_step_times(config, warmup: int) -> tuple[list[float], object, object]:
                 kept.append(batch)
             yield batch
 
-    initial = {k: v.clone() for k, v in state.task.model.state_dict().items()}
+    initial = {k: v.clone() for k, v in state.objective.model.state_dict().items()}
     with StopRequest() as stop:
         run_loop(state, timed(), augment, lambda s: {}, stop)
     batches.close()
-    model = state.task.model
+    model = state.objective.model
     model.load_state_dict(initial)
     batch = kept[0]
     images = augment(batch.images, batch.class_ids)

@@ -36,7 +36,7 @@ def test_unknown_section_lists_allowed_sections():
         config_from_dict({**MINIMAL, "optimizer": {}})
 
 
-def test_bad_literal_names_key_and_allowed_values():
+def test_unregistered_objective_names_key_and_registered_values():
     with pytest.raises(
         UserInputError, match=r"'objective\.name' is 'clip'.*'unicl', 'ce', 'supcon'"
     ):

@@ -31,7 +31,7 @@ def _train(config, context, directory):
             state, iter(stream), lambda images, class_ids: images.float() / 255, lambda s: {}, stop
         )
     if context.is_main:
-        torch.save(state.task.state_dict(), directory / "weights.pt")
+        torch.save(state.objective.state_dict(), directory / "weights.pt")
 
 
 def _worker(rank, port, config, directory):

@@ -26,8 +26,7 @@ import torch
 from torch import nn
 
 from unicl import process_group
-
-Tensors = dict[str, torch.Tensor]
+from unicl.train.objective_registry import StepInputs, TrainingObjective
 
 
 def agreed_finite(tensors: tuple[torch.Tensor, ...], group: process_group.Group) -> bool:
@@ -39,7 +38,7 @@ def agreed_finite(tensors: tuple[torch.Tensor, ...], group: process_group.Group)
     return process_group.true_on_all_ranks(finite, group)
 
 
-def split_inputs(inputs: Tensors, parts: int) -> list[Tensors]:
+def split_inputs(inputs: StepInputs, parts: int) -> list[StepInputs]:
     """`parts` micro-batches of consecutive samples (the first ones one larger if uneven)."""
     pieces = {name: torch.tensor_split(value, parts) for name, value in inputs.items()}
     return [{name: pieces[name][i] for name in inputs} for i in range(parts)]
@@ -47,27 +46,27 @@ def split_inputs(inputs: Tensors, parts: int) -> list[Tensors]:
 
 def forward_backward(
     module: nn.Module,
-    task: nn.Module,
-    inputs: Tensors,
+    objective: TrainingObjective,
+    inputs: StepInputs,
     accumulation_steps: int,
     autocast: Callable[[], contextlib.AbstractContextManager],
     backward: Callable[[torch.Tensor], None],
 ) -> torch.Tensor | None:
-    """Accumulate into `.grad` the gradient of `task.loss` over the whole of `inputs`.
+    """Accumulate into `.grad` the gradient of `objective.loss` over the whole of `inputs`.
 
-    `module` is the task itself or its DDP wrapper (whose forward is the task's); `backward`
-    back-propagates a loss (e.g. through a gradient scaler). Returns this process's loss value
-    (detached), or None, with no gradient accumulated, when a feature or the loss is not finite
-    on some rank of `task.group`.
+    `module` is the objective itself or its DDP wrapper (whose forward is the objective's);
+    `backward` back-propagates a loss (e.g. through a gradient scaler). Returns this process's
+    loss value (detached), or None, with no gradient accumulated, when a feature or the loss is
+    not finite on some rank of `objective.group`.
     """
-    group = task.group
+    group = objective.group
     if accumulation_steps == 1:
         with autocast():
             features, shared = module(inputs)
         if not agreed_finite(features + shared, group):
             return None
         with autocast():
-            loss = task.loss(features, shared, inputs)
+            loss = objective.loss(features, shared, inputs)
         if not agreed_finite((loss,), group):
             return None
         backward(loss)
@@ -96,7 +95,7 @@ def forward_backward(
                 )
                 if j < last:
                     shared = tuple(s.detach() for s in shared)
-                loss = task.loss(features, shared, inputs)
+                loss = objective.loss(features, shared, inputs)
             if j == 0 and not agreed_finite((loss,), group):
                 _set_rng_state(after)
                 return None
@@ -109,7 +108,7 @@ def _no_context() -> contextlib.AbstractContextManager:
     return contextlib.nullcontext()
 
 
-def _rng_state(inputs: Tensors) -> tuple[torch.Tensor, torch.Tensor | None]:
+def _rng_state(inputs: StepInputs) -> tuple[torch.Tensor, torch.Tensor | None]:
     device = next(iter(inputs.values())).device
     cuda = torch.cuda.get_rng_state(device) if device.type == "cuda" else None
     return torch.get_rng_state(), cuda

@@ -3,7 +3,7 @@
 ```yaml
 model:      {name: unicl-tiny}                       # registered name or model directory
 data:       {sources: [{path: ..., weight: 1}], batch_size: 64, accumulation_steps: 1}
-objective:  {name: unicl}                            # unicl | ce | supcon
+objective:  {name: unicl}                            # a registered objective: unicl | ce | supcon
 optim:      {lr: 5.0e-4, reference_batch: 512, weight_decay: 0.05, grad_clip: 5.0}
 schedule:   {steps: 1000, warmup_steps: 50}
 run:        {output_dir: runs/demo, precision: fp32, seed: 0}
@@ -28,6 +28,7 @@ import yaml
 from unicl.data.spec import parse_source
 from unicl.errors import UserInputError
 from unicl.train.config_loading import apply_override, build_dataclass
+from unicl.train.objective_registry import objective_class
 
 
 def _require(condition: bool, key: str, value: Any, expected: str) -> None:
@@ -96,17 +97,20 @@ class DataConfig:
 
 @dataclass
 class ObjectiveConfig:
-    """`unicl`: the UniCL loss over images and texts (the default). Baselines on the image tower
-    only: `ce` (linear classifier over the class ids, cross-entropy) and `supcon` (SupCon on two
-    augmented views of each image, at `temperature`). `tile_size` bounds the memory of `unicl`;
-    `num_classes` sizes the `ce` head (null: the number of classes of the training sources)."""
+    """`name`: a registered training objective (`unicl.train.objective_registry`): `unicl`, the
+    UniCL loss over images and texts (the default); baselines on the image tower only: `ce`
+    (linear classifier over the class ids, cross-entropy) and `supcon` (SupCon on two augmented
+    views of each image, at `temperature`). `tile_size` bounds the memory of `unicl`;
+    `num_classes` sizes the `ce` head (null: the number of classes of the training sources). An
+    objective reads the keys it needs and ignores the others."""
 
-    name: Literal["unicl", "ce", "supcon"] = "unicl"
+    name: str = "unicl"
     tile_size: int | None = None
     temperature: float = 0.1
     num_classes: int | None = None
 
     def validate(self) -> None:
+        objective_class(self.name)  # an unregistered name raises, listing the registered ones
         _require(self.temperature > 0, "objective.temperature", self.temperature, "> 0")
         if self.tile_size is not None:
             _require(self.tile_size > 0, "objective.tile_size", self.tile_size, "> 0 or null")

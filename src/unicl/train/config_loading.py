@@ -10,6 +10,7 @@ import dataclasses
 import difflib
 import types
 import typing
+from collections.abc import Iterable
 from typing import Any, Literal, TypeVar, Union
 
 import yaml
@@ -31,10 +32,8 @@ def build_dataclass(cls: type[T], values: Any, key: str) -> T:
     unknown = sorted(set(values) - set(fields))
     if unknown:
         name = unknown[0]
-        hint = difflib.get_close_matches(str(name), list(fields), n=1)
-        suggestion = f" (did you mean '{hint[0]}'?)" if hint else ""
         raise UserInputError(
-            f"unknown config key '{_join(key, name)}'{suggestion}; "
+            f"unknown config key '{_join(key, name)}'{did_you_mean(name, fields)}; "
             f"allowed keys under '{key}': {', '.join(fields)}"
         )
     hints = typing.get_type_hints(cls)
@@ -49,6 +48,12 @@ def build_dataclass(cls: type[T], values: Any, key: str) -> T:
     if validate is not None:
         validate()
     return instance
+
+
+def did_you_mean(name: Any, choices: Iterable[str]) -> str:
+    """` (did you mean 'x'?)` for the choice closest to `name`, or '' when none is close."""
+    hint = difflib.get_close_matches(str(name), list(choices), n=1)
+    return f" (did you mean '{hint[0]}'?)" if hint else ""
 
 
 def apply_override(raw: dict[str, Any], assignment: str) -> None:

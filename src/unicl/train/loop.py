@@ -96,10 +96,10 @@ def run_loop(
         while counters.step < config.schedule.steps:
             started = time.perf_counter()
             lr = state.optimizer.param_groups[0]["lr"]
-            inputs = state.task.prepare(next(batches), augment, context.device)
+            inputs = state.objective.prepare(next(batches), augment, context.device)
             loss = forward_backward(
                 state.module,
-                state.task,
+                state.objective,
                 inputs,
                 config.data.accumulation_steps,
                 state.precision.autocast,
@@ -163,9 +163,9 @@ def _optimizer_step(state: TrainingState) -> torch.Tensor | None:
     scaler.update()
     optimizer.zero_grad(set_to_none=True)
     state.scheduler.step()
-    state.task.after_step()
+    state.objective.after_step()
     if state.ema is not None:
-        state.ema.update_parameters(state.task.model)
+        state.ema.update_parameters(state.objective.model)
     return grad_norm
 
 
@@ -199,7 +199,7 @@ def _train_record(
         "samples": counters.samples,
         "loss": loss,
         "lr": lr,
-        "logit_scale": float(state.task.model.logit_scale.detach().exp()),
+        "logit_scale": float(state.objective.model.logit_scale.detach().exp()),
         "samples_per_s": steps * state.global_batch / max(seconds, 1e-9),
         "grad_norm": float(grad_norm) if grad_norm is not None else None,
         "skipped_steps": counters.skipped_steps,
