@@ -85,7 +85,11 @@ def forward_backward(
     last = accumulation_steps - 1
     for j, chunk in enumerate(chunks):
         _set_rng_state(states[j])
-        sync = module.no_sync() if j < last and hasattr(module, "no_sync") else _no_context()
+        sync = (
+            module.no_sync()
+            if j < last and hasattr(module, "no_sync")
+            else contextlib.nullcontext()
+        )
         with sync:
             with autocast():
                 live, shared = module(chunk)
@@ -102,10 +106,6 @@ def forward_backward(
             backward(loss)
     _set_rng_state(after)
     return loss.detach()
-
-
-def _no_context() -> contextlib.AbstractContextManager:
-    return contextlib.nullcontext()
 
 
 def _rng_state(inputs: StepInputs) -> tuple[torch.Tensor, torch.Tensor | None]:

@@ -62,8 +62,8 @@ class TrainingState:
 
     @property
     def global_batch(self) -> int:
-        data = self.config.data
-        return data.batch_size * data.accumulation_steps * self.context.world_size
+        """Samples per optimiser step over all processes."""
+        return global_batch(self.config, self.context)
 
     def state_dict(self) -> dict[str, Any]:
         """A checkpoint payload. Collective under torch.distributed: every rank must call it,
@@ -135,9 +135,8 @@ def build_state(
             process_group=context.group,
             find_unused_parameters=bool(unused_parameters(objective, context.device)),
         )
-    data = config.data
-    global_batch = data.batch_size * data.accumulation_steps * context.world_size
-    optimizer = build_optimizer(objective, config.optim, scaled_lr(config.optim, global_batch))
+    lr = scaled_lr(config.optim, global_batch(config, context))
+    optimizer = build_optimizer(objective, config.optim, lr)
     scheduler = build_scheduler(optimizer, config.schedule)
     ema = None
     if config.optim.ema_decay is not None:
@@ -158,6 +157,11 @@ def build_state(
         stream=stream,
         counters=Counters(),
     )
+
+
+def global_batch(config: TrainConfig, context: ProcessContext) -> int:
+    """`data.batch_size * data.accumulation_steps * world_size`: one optimiser step's samples."""
+    return config.data.batch_size * config.data.accumulation_steps * context.world_size
 
 
 def unused_parameters(objective: TrainingObjective, device: torch.device) -> list[str]:
