@@ -1,4 +1,4 @@
-"""The evaluation hook of training: every configured evaluator's metrics under its name."""
+"""The periodic evaluation hook of training: every configured evaluator's metrics under its name."""
 
 from types import SimpleNamespace
 
