@@ -23,8 +23,8 @@ import time
 
 import torch
 
-from unicl.train import load_config
-from unicl.train.distributed import ProcessContext
+from unicl.train import load_training_config
+from unicl.train.launch import ProcessContext
 from unicl.train.loop import run_loop
 from unicl.train.signals import StopRequest
 from unicl.train.trainer import build_run
@@ -32,7 +32,7 @@ from unicl.train.trainer import build_run
 
 def full_step_times(config, warmup: int) -> tuple[list[float], object, object]:
     """Seconds per step of the real loop, and one (images, tokens) batch for the floor."""
-    context = ProcessContext(0, 1, 0, torch.device("cpu"))
+    context = ProcessContext(device=torch.device("cpu"))
     state, batches, augment = build_run(config, context)
     stamps: list[float] = []
     kept: list = []
@@ -44,11 +44,11 @@ def full_step_times(config, warmup: int) -> tuple[list[float], object, object]:
                 kept.append(batch)
             yield batch
 
-    initial = {k: v.clone() for k, v in state.task.model.state_dict().items()}
+    initial = {k: v.clone() for k, v in state.objective.model.state_dict().items()}
     with StopRequest() as stop:
         run_loop(state, timed(), augment, lambda s: {}, stop)
     batches.close()
-    model = state.task.model
+    model = state.objective.model
     model.load_state_dict(initial)
     batch = kept[0]
     images = augment(batch.images, batch.class_ids)
@@ -82,7 +82,7 @@ def main() -> None:
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
     with tempfile.TemporaryDirectory() as output:
-        config = load_config(
+        config = load_training_config(
             args.config,
             [
                 f"schedule.steps={args.steps + args.warmup + 1}",
@@ -103,7 +103,7 @@ def main() -> None:
         f"`python benchmarks/train_step.py {' '.join(sys.argv[1:])}`"
         f" on {platform.processor() or platform.machine()}, {args.threads} threads, "
         f"torch {torch.__version__}; {config.model.name}, batch {batch}, "
-        f"{config.data.workers} data worker(s), medians of {args.steps} steps.\n"
+        f"{config.data.num_workers} data worker(s), medians of {args.steps} steps.\n"
     )
     print("| step | median s/step | samples/s |")
     print("| --- | --- | --- |")

@@ -84,7 +84,7 @@ def train_run(
             "data": {
                 "sources": list(sources),
                 "batch_size": budget.batch_size,
-                "workers": 1,
+                "num_workers": 1,
                 "augment": AUGMENT,
             },
             "objective": {"name": objective},

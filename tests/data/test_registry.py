@@ -9,7 +9,7 @@ import pytest
 from PIL import Image
 
 from unicl.data import Modality, UnifiedStream, open_source, parse_source, source_kinds
-from unicl.data.registry import register_reader, unregister_reader
+from unicl.data.readers import register_reader, unregister_reader
 from unicl.data.source import IndexedSource, RawSample
 from unicl.errors import UserInputError
 from unicl.objective import CAPTION_CLASS_ID

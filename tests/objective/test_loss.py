@@ -4,7 +4,7 @@ import pytest
 import torch
 
 from tests.objective.reference import clip_loss, normalized, unicl_loss_by_loops
-from unicl import unicl_loss
+from unicl import UniCLLoss, unicl_loss
 
 SCALE = 14.3
 
@@ -147,3 +147,14 @@ def test_non_finite_inputs_raise_instead_of_returning_nan(argument):
     arguments[argument] = poisoned
     with pytest.raises(ValueError, match=f"{argument}.*(NaN|not finite)"):
         unicl_loss(**arguments)
+
+
+def test_the_criterion_on_one_process_is_unicl_loss():
+    labels = mixed_labels()
+    u = normalized(len(labels), 8, seed=3, requires_grad=True)
+    v = normalized(len(labels), 8, seed=4, requires_grad=True)
+    criterion = UniCLLoss(tile_size=5)  # group=None and torch.distributed not initialised
+    got = torch.autograd.grad(criterion(u, v, labels, SCALE), (u, v))
+    want = torch.autograd.grad(unicl_loss(u, v, labels, SCALE), (u, v))
+    for g, w in zip(got, want, strict=True):
+        torch.testing.assert_close(g, w)

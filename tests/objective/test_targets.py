@@ -63,6 +63,12 @@ def test_unique_captions_gives_every_caption_its_own_label(batch):
     assert not set(caption_labels.tolist()) & set(other_rank.tolist())
 
 
+def test_unique_captions_read_the_rank_from_the_group():
+    class_ids, texts = torch.tensor([-1, 2, -1]), ["a", "b", "a"]
+    from_group = target_labels(class_ids, texts, unique_captions=True, group=None)
+    assert torch.equal(from_group, target_labels(class_ids, texts, unique_captions=True, rank=0))
+
+
 def test_output_is_int64_on_the_input_device():
     labels = target_labels(torch.tensor([3, -1], dtype=torch.int32), ["x", "y"])
     assert labels.dtype == torch.long

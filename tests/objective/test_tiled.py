@@ -64,6 +64,16 @@ def test_gradcheck_in_float64():
     assert torch.autograd.gradcheck(lambda *x: tiled_logsumexp(*x, 4), (a * 3.0, b))
 
 
+def test_the_tiled_backward_is_not_differentiated_again():
+    a = normalized(4, 3, seed=27, requires_grad=True)
+    b = normalized(6, 3, seed=28)
+    row_lse, _ = tiled_logsumexp(a * 3.0, b, 4)
+    upstream = torch.ones(4, requires_grad=True)
+    (grad,) = torch.autograd.grad(row_lse, a, upstream, create_graph=True)
+    with pytest.raises(RuntimeError, match="once_differentiable"):
+        grad.sum().backward()
+
+
 def test_tile_size_must_be_positive():
     u = normalized(4, 8, seed=26)
     with pytest.raises(ValueError, match="tile_size"):

@@ -7,46 +7,53 @@ import pytest
 import torch
 
 from unicl.train.accumulation import forward_backward, split_inputs
-from unicl.train.objectives import CrossEntropyTask, SupConTask, UniCLTask
+from unicl.train.builtin_objectives import (
+    CrossEntropyObjective,
+    SupConObjective,
+    UniCLObjective,
+)
+from unicl.train.config import ObjectiveConfig
 
 
-def _inputs(task, step_inputs):
+def _inputs(objective, step_inputs):
     inputs = {"images": step_inputs["images"], "labels": step_inputs["labels"]}
-    if isinstance(task, UniCLTask):
-        inputs["tokens"] = task.model.tokenize(step_inputs["texts"])
-    if isinstance(task, CrossEntropyTask):
+    if isinstance(objective, UniCLObjective):
+        inputs["tokens"] = objective.model.tokenize(step_inputs["texts"])
+    if isinstance(objective, CrossEntropyObjective):
         inputs = {"images": step_inputs["images"], "class_ids": step_inputs["labels"].clamp(-1)}
-    if isinstance(task, SupConTask):
+    if isinstance(objective, SupConObjective):
         images = step_inputs["images"]
         inputs = {"views": torch.stack([images, images.flip(-1)], 1), "labels": inputs["labels"]}
     return inputs
 
 
-def _gradients(task, inputs, steps):
-    task.zero_grad(set_to_none=True)
+def _gradients(objective, inputs, steps):
+    objective.zero_grad(set_to_none=True)
     torch.manual_seed(123)
     loss = forward_backward(
-        task, task, inputs, steps, contextlib.nullcontext, lambda value: value.backward()
+        objective, objective, inputs, steps, contextlib.nullcontext, lambda value: value.backward()
     )
-    return loss, {n: p.grad.clone() for n, p in task.named_parameters() if p.grad is not None}
+    return loss, {n: p.grad.clone() for n, p in objective.named_parameters() if p.grad is not None}
 
 
 @pytest.mark.parametrize("steps", [2, 3, 5])
 @pytest.mark.parametrize(
-    "make_task",
+    "make_objective",
     [
-        lambda m: UniCLTask(m),
-        lambda m: UniCLTask(m, tile_size=4),
-        lambda m: CrossEntropyTask(m, num_classes=3),
-        lambda m: SupConTask(m, temperature=0.2),
+        lambda m: UniCLObjective(m, ObjectiveConfig()),
+        lambda m: UniCLObjective(m, ObjectiveConfig(tile_size=4)),
+        lambda m: CrossEntropyObjective(m, ObjectiveConfig(), num_classes=3),
+        lambda m: SupConObjective(m, ObjectiveConfig(temperature=0.2)),
     ],
     ids=["unicl", "unicl-tiled", "ce", "supcon"],
 )
-def test_accumulated_gradients_equal_full_batch_gradients(towers, step_inputs, make_task, steps):
-    task = make_task(towers)
-    inputs = _inputs(task, step_inputs)
-    full_loss, full = _gradients(task, inputs, 1)
-    accumulated_loss, accumulated = _gradients(task, inputs, steps)
+def test_accumulated_gradients_equal_full_batch_gradients(
+    towers, step_inputs, make_objective, steps
+):
+    objective = make_objective(towers)
+    inputs = _inputs(objective, step_inputs)
+    full_loss, full = _gradients(objective, inputs, 1)
+    accumulated_loss, accumulated = _gradients(objective, inputs, steps)
     assert accumulated_loss == pytest.approx(float(full_loss), rel=1e-5)
     assert full.keys() == accumulated.keys()
     for name in full:
@@ -54,30 +61,30 @@ def test_accumulated_gradients_equal_full_batch_gradients(towers, step_inputs, m
 
 
 def test_logit_scale_gets_one_full_batch_gradient(towers, step_inputs):
-    task = UniCLTask(towers)
-    inputs = _inputs(task, step_inputs)
-    _, full = _gradients(task, inputs, 1)
-    _, accumulated = _gradients(task, inputs, 4)
+    objective = UniCLObjective(towers, ObjectiveConfig())
+    inputs = _inputs(objective, step_inputs)
+    _, full = _gradients(objective, inputs, 1)
+    _, accumulated = _gradients(objective, inputs, 4)
     assert full["model.logit_scale"].abs() > 0
     torch.testing.assert_close(accumulated["model.logit_scale"], full["model.logit_scale"])
 
 
 def test_accumulation_leaves_the_random_stream_where_one_pass_leaves_it(towers, step_inputs):
-    task = UniCLTask(towers)
-    inputs = _inputs(task, step_inputs)
-    _gradients(task, inputs, 1)
+    objective = UniCLObjective(towers, ObjectiveConfig())
+    inputs = _inputs(objective, step_inputs)
+    _gradients(objective, inputs, 1)
     after_full = torch.rand(1)
-    _gradients(task, inputs, 3)
+    _gradients(objective, inputs, 3)
     assert torch.equal(torch.rand(1), after_full)
 
 
 def test_non_finite_features_skip_the_step_without_gradients(towers, step_inputs):
-    task = UniCLTask(towers)
-    inputs = _inputs(task, step_inputs)
+    objective = UniCLObjective(towers, ObjectiveConfig())
+    inputs = _inputs(objective, step_inputs)
     inputs["images"] = inputs["images"].clone()
     inputs["images"][5] = float("nan")
     for steps in (1, 3):
-        loss, grads = _gradients(task, inputs, steps)
+        loss, grads = _gradients(objective, inputs, steps)
         assert loss is None
         assert grads == {}
 

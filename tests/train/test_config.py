@@ -5,8 +5,8 @@ import torch
 import yaml
 
 from unicl.errors import UserInputError
-from unicl.train.config import config_from_dict, config_to_yaml, load_config
-from unicl.train.distributed import ProcessContext
+from unicl.train.config import config_from_dict, config_to_yaml, load_training_config
+from unicl.train.launch import ProcessContext
 from unicl.train.trainer import build_run
 
 MINIMAL = {"data": {"sources": ["data/demo/fashion"]}}
@@ -36,7 +36,7 @@ def test_unknown_section_lists_allowed_sections():
         config_from_dict({**MINIMAL, "optimizer": {}})
 
 
-def test_bad_literal_names_key_and_allowed_values():
+def test_unregistered_objective_names_key_and_registered_values():
     with pytest.raises(
         UserInputError, match=r"'objective\.name' is 'clip'.*'unicl', 'ce', 'supcon'"
     ):
@@ -75,13 +75,13 @@ def test_fp16_on_cpu_is_rejected():
 def test_yaml_exponent_without_dot_is_read_as_float(tmp_path):
     path = tmp_path / "c.yaml"
     path.write_text("data: {sources: [x]}\noptim: {lr: 1e-3}\n")
-    assert load_config(path).optim.lr == 1e-3
+    assert load_training_config(path).optim.lr == 1e-3
 
 
 def test_overrides_apply_in_order_and_reach_list_items(tmp_path):
     path = tmp_path / "c.yaml"
     path.write_text(yaml.safe_dump({"data": {"sources": ["a", {"location": "b"}]}}))
-    config = load_config(
+    config = load_training_config(
         path, ["optim.lr=2e-3", "data.sources.1.weight=3", "optim.betas=[0.9, 0.98]"]
     )
     assert config.optim.lr == 2e-3
@@ -93,33 +93,33 @@ def test_bad_override_syntax_and_index(tmp_path):
     path = tmp_path / "c.yaml"
     path.write_text(yaml.safe_dump(MINIMAL))
     with pytest.raises(UserInputError, match="key=value"):
-        load_config(path, ["optim.lr"])
+        load_training_config(path, ["optim.lr"])
     with pytest.raises(UserInputError, match=r"index must be 0\.\.0"):
-        load_config(path, ["data.sources.4.weight=1"])
+        load_training_config(path, ["data.sources.4.weight=1"])
 
 
 def test_missing_file_and_invalid_yaml(tmp_path):
     with pytest.raises(UserInputError, match="does not exist"):
-        load_config(tmp_path / "nope.yaml")
+        load_training_config(tmp_path / "nope.yaml")
     bad = tmp_path / "bad.yaml"
     bad.write_text("data: [unclosed\n")
     with pytest.raises(UserInputError, match="not valid YAML"):
-        load_config(bad)
+        load_training_config(bad)
 
 
 def test_printed_config_reads_back_identically(tmp_path):
     config = config_from_dict(_with(optim={"lr": 1e-3, "ema_decay": 0.999}))
     path = tmp_path / "resolved.yaml"
     path.write_text(config_to_yaml(config))
-    assert load_config(path) == config
+    assert load_training_config(path) == config
 
 
 def test_data_options_reach_the_stream():
-    config = load_config(
+    config = load_training_config(
         "configs/demo.yaml",
-        ["data.unique_captions=true", "data.max_bad_fraction=0.25", "data.workers=0"],
+        ["data.unique_captions=true", "data.max_bad_fraction=0.25", "data.num_workers=0"],
     )
-    context = ProcessContext(rank=0, world_size=1, local_rank=0, device=torch.device("cpu"))
+    context = ProcessContext(device=torch.device("cpu"))
     state, batches, _ = build_run(config, context)
     assert state.stream.unique_captions is True
     assert state.stream.bad_data.max_fraction == 0.25

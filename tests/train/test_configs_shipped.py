@@ -4,7 +4,7 @@ from pathlib import Path
 
 import pytest
 
-from unicl.train import load_config
+from unicl.train import load_training_config
 
 CONFIGS = sorted((Path(__file__).resolve().parents[2] / "configs").glob("*.yaml"))
 
@@ -15,4 +15,4 @@ def test_configs_are_shipped():
 
 @pytest.mark.parametrize("path", CONFIGS, ids=lambda path: path.name)
 def test_shipped_config_is_valid(path):
-    load_config(path)
+    load_training_config(path)

@@ -10,9 +10,9 @@ import torch.multiprocessing as mp
 
 from tests.train.conftest import ListStream, TinyTowers
 from tests.train.test_loop import make_config
-from unicl.train.distributed import close_process, init_process
+from unicl.train.launch import close_process, init_process
+from unicl.train.logger import read_metrics
 from unicl.train.loop import run_loop
-from unicl.train.metrics import read_metrics
 from unicl.train.signals import StopRequest
 from unicl.train.state import build_state
 
@@ -31,7 +31,7 @@ def _train(config, context, directory):
             state, iter(stream), lambda images, class_ids: images.float() / 255, lambda s: {}, stop
         )
     if context.is_main:
-        torch.save(state.task.state_dict(), directory / "weights.pt")
+        torch.save(state.objective.state_dict(), directory / "weights.pt")
 
 
 def _worker(rank, port, config, directory):

@@ -8,15 +8,16 @@ import pytest
 import torch
 
 from tests.train.conftest import ListStream, TinyTowers, noisy_augment
+from unicl.train.builtin_objectives import CrossEntropyObjective, UniCLObjective
 from unicl.train.checkpoint import list_checkpoints, load_checkpoint
-from unicl.train.config import config_from_dict
-from unicl.train.distributed import ProcessContext
+from unicl.train.config import ObjectiveConfig, config_from_dict
+from unicl.train.launch import ProcessContext
+from unicl.train.logger import read_metrics
 from unicl.train.loop import TrainingDiverged, run_loop
-from unicl.train.metrics import read_metrics
 from unicl.train.signals import StopRequest
-from unicl.train.state import build_state
+from unicl.train.state import build_state, unused_parameters
 
-CPU = ProcessContext(rank=0, world_size=1, local_rank=0, device=torch.device("cpu"))
+CPU = ProcessContext(device=torch.device("cpu"))
 
 
 def make_config(tmp_path, **sections):
@@ -45,7 +46,7 @@ def run(state, evaluate=lambda state: {}):
 
 
 def weights(state):
-    return {k: v.clone() for k, v in state.task.state_dict().items()}
+    return {k: v.clone() for k, v in state.objective.state_dict().items()}
 
 
 def test_trains_logs_every_step_and_keeps_last_checkpoints(tmp_path):
@@ -62,7 +63,7 @@ def test_trains_logs_every_step_and_keeps_last_checkpoints(tmp_path):
         "step_00000004.pt",
         "step_00000006.pt",
     ]
-    assert not torch.equal(before["model.logit_scale"], state.task.model.logit_scale.detach())
+    assert not torch.equal(before["model.logit_scale"], state.objective.model.logit_scale.detach())
 
 
 def test_interrupted_and_resumed_run_ends_with_identical_weights(tmp_path):
@@ -158,11 +159,9 @@ def test_fp16_needs_cuda(tmp_path):
 
 
 def test_probe_finds_parameters_the_objective_does_not_reach(towers):
-    from unicl.train.objectives import CrossEntropyTask, UniCLTask
-    from unicl.train.state import unused_parameters
-
-    assert unused_parameters(UniCLTask(towers), torch.device("cpu")) == []
-    unused = unused_parameters(CrossEntropyTask(towers, 3), torch.device("cpu"))
+    config, cpu = ObjectiveConfig(), torch.device("cpu")
+    assert unused_parameters(UniCLObjective(towers, config), cpu) == []
+    unused = unused_parameters(CrossEntropyObjective(towers, config, num_classes=3), cpu)
     assert set(unused) == {
         "model.token_embedding.weight",
         "model.text_projection.weight",

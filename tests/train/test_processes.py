@@ -15,7 +15,7 @@ from unicl.train.checkpoint import list_checkpoints
 pytestmark = pytest.mark.slow
 
 SMALL = [
-    "--set", "data.batch_size=16", "--set", "data.workers=0", "--set", "logging.every_steps=1",
+    "--set", "data.batch_size=16", "--set", "data.num_workers=0", "--set", "logging.every_steps=1",
     "--set", "logging.progress=false", "--set", "evaluation.zeroshot=[]",
     "--set", "schedule.warmup_steps=1",
 ]  # fmt: skip

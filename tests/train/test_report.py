@@ -5,7 +5,7 @@ import importlib.util
 import pytest
 
 from unicl.errors import UserInputError
-from unicl.train.metrics import MetricsSink, read_metrics
+from unicl.train.logger import MetricsSink, read_metrics
 from unicl.train.report import write_report
 
 

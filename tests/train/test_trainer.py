@@ -4,15 +4,15 @@ import pytest
 import torch
 
 from unicl.models import load
-from unicl.train import load_config, train
+from unicl.train import load_training_config, train
 from unicl.train.checkpoint import list_checkpoints
-from unicl.train.metrics import read_metrics
+from unicl.train.logger import read_metrics
 
 pytestmark = pytest.mark.slow
 
 SMALL = [
     "data.batch_size=16",
-    "data.workers=0",
+    "data.num_workers=0",
     "schedule.steps=4",
     "schedule.warmup_steps=1",
     "checkpoint.every_steps=2",
@@ -26,7 +26,9 @@ SMALL = [
 
 
 def _config(output_dir, *extra):
-    return load_config("configs/demo.yaml", [*SMALL, f"run.output_dir={output_dir}", *extra])
+    return load_training_config(
+        "configs/demo.yaml", [*SMALL, f"run.output_dir={output_dir}", *extra]
+    )
 
 
 def test_a_run_writes_model_metrics_checkpoints_and_report(tmp_path):

@@ -13,7 +13,7 @@ from pathlib import Path
 
 from unicl.data.inspection import inspect_source
 from unicl.data.prepare import prepare_fashion_mnist
-from unicl.data.registry import open_source, source_kinds
+from unicl.data.readers import open_source, source_kinds
 from unicl.data.writers import write_shards
 from unicl.files import refuse_existing
 

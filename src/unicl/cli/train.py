@@ -10,7 +10,7 @@ import argparse
 import signal
 import sys
 
-from unicl.train import TrainingDiverged, config_to_yaml, load_config, train
+from unicl.train import TrainingDiverged, config_to_yaml, load_training_config, train
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -47,7 +47,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    config = load_config(args.config, args.overrides)
+    config = load_training_config(args.config, args.overrides)
     if args.print_config:
         print(config_to_yaml(config), end="")
         return 0

@@ -8,7 +8,7 @@ from pathlib import Path
 import numpy as np
 
 from unicl.data.classes import CLASSES_FILE, read_class_names
-from unicl.data.registry import register_reader
+from unicl.data.readers import register_reader
 from unicl.data.source import IndexedSource, Modality, RawSample
 from unicl.data.spec import SourceSpec, idx_split, is_idx_images
 from unicl.errors import UserInputError

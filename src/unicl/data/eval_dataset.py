@@ -9,7 +9,7 @@ from PIL import Image
 from torch.utils.data import Dataset
 
 from unicl.data.images import DEFAULT_MAX_PIXELS, BadSample
-from unicl.data.registry import open_source
+from unicl.data.readers import open_source
 from unicl.data.source import IndexedSource, Modality, Source, decode
 from unicl.data.spec import SourceSpec
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from unicl.data.classes import read_class_names
-from unicl.data.registry import register_reader
+from unicl.data.readers import register_reader
 from unicl.data.source import IndexedSource, Modality, RawSample
 from unicl.data.spec import SourceSpec
 from unicl.errors import UserInputError

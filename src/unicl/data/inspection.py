@@ -8,7 +8,7 @@ from collections import Counter
 from pathlib import Path
 
 from unicl.data.images import BadSample
-from unicl.data.registry import open_source
+from unicl.data.readers import open_source
 from unicl.data.source import Modality, Source, decode
 from unicl.files import atomic_path
 

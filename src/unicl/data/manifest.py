@@ -15,7 +15,7 @@ from collections.abc import Iterable
 from pathlib import Path
 
 from unicl.data.classes import read_class_names
-from unicl.data.registry import register_reader
+from unicl.data.readers import register_reader
 from unicl.data.source import IndexedSource, Modality, RawSample
 from unicl.data.spec import SourceSpec
 from unicl.errors import UserInputError

@@ -18,7 +18,7 @@ from braceexpand import braceexpand
 
 from unicl.data.classes import read_class_names
 from unicl.data.images import BadSample
-from unicl.data.registry import register_reader
+from unicl.data.readers import register_reader
 from unicl.data.source import Modality, RawSample, ShardedSource
 from unicl.data.spec import SourceSpec
 from unicl.errors import UserInputError

@@ -1,5 +1,5 @@
 """Source specifications: where a source is and how to read it (`SourceSpec`), parsed from one
-string or mapping by `unicl.data.registry.parse_source`.
+string or mapping by `unicl.data.readers.parse_source`.
 
 A source string is `[KIND:]LOCATION[?KEY=VALUE&...][#SPLIT]`:
 
@@ -10,7 +10,7 @@ A source string is `[KIND:]LOCATION[?KEY=VALUE&...][#SPLIT]`:
 - `list.csv`, `list.tsv`, `list.jsonl`: a manifest of image path + class name or caption;
 - `shards/train-{000000..000099}.tar`: WebDataset shards (brace-expanded, img2dataset layout).
 
-`KIND:` forces the kind (see `unicl.data.registry`), e.g. `tsv:captions.txt` or `shards:x.tar`.
+`KIND:` forces the kind (see `unicl.data.readers`), e.g. `tsv:captions.txt` or `shards:x.tar`.
 `?KEY=VALUE` sets any other `SourceSpec` field where only a string can be given (the command line),
 e.g. `photos.csv?text_column=desc` or `folder?classes=names.txt&templates=imagenet`.
 """
@@ -31,7 +31,7 @@ class SourceSpec:
     """Where a source is and how to read it.
 
     location: path (or shard pattern) without the `KIND:` prefix and `#SPLIT` suffix.
-    kind: a registered kind (`unicl.data.registry.source_kinds()`); detected when None.
+    kind: a registered kind (`unicl.data.readers.source_kinds()`); detected when None.
     split: the split of IDX/NPZ arrays (`train`, `t10k`, `test`, ...).
     weight: per-epoch sampling factor: the source contributes `weight * len(source)` samples.
     classes: class names, as a file with one name per line or a known dataset name

@@ -27,7 +27,7 @@ from unicl.data.batch import Batch
 from unicl.data.classes import ClassSpace
 from unicl.data.images import DEFAULT_MAX_PIXELS, BadSample, fit_square
 from unicl.data.plan import consumer_quotas, consumer_samples, epoch_quotas, seeded_rng
-from unicl.data.registry import open_source
+from unicl.data.readers import open_source
 from unicl.data.source import Modality, Source, decode
 from unicl.data.spec import SourceSpec
 from unicl.errors import UserInputError

@@ -1,7 +1,7 @@
-"""The UniCL objective: the loss (dense, tiled, distributed), TargetM and the SupCon baseline."""
+"""The UniCL objective: the loss (dense, tiled, across processes), TargetM and the SupCon baseline."""
 
-from unicl.objective.distributed import UniCLLoss, gather_labels, gather_with_grad, is_distributed
-from unicl.objective.loss import unicl_loss
+from unicl.objective.gather import gather_labels, gather_with_grad
+from unicl.objective.loss import UniCLLoss, unicl_loss
 from unicl.objective.supcon import supcon_loss
 from unicl.objective.targets import CAPTION_CLASS_ID, target_labels
 
@@ -10,7 +10,6 @@ __all__ = [
     "UniCLLoss",
     "gather_labels",
     "gather_with_grad",
-    "is_distributed",
     "supcon_loss",
     "target_labels",
     "unicl_loss",

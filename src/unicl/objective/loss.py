@@ -18,6 +18,18 @@ Connections (the paper's Sec. 3.2):
 * texts that are class prompts: the text-to-image term is cross-entropy with the text embeddings as
   the classifier weights;
 * like SupCon, every sample with the query's label contributes to the numerator as a positive.
+
+Across the ``W`` processes of a group (:class:`UniCLLoss`), rank ``r`` holds ``b_r`` samples of a
+global batch of ``N = sum_r b_r``. It gathers every rank's features (with gradients) and labels and
+computes the terms of its own rows against all ``N`` columns, in both directions::
+
+    loss_r = W / N * sum_{i local} ( (lse_i2t(i) - pos_i2t(i)) + (lse_t2i(i) - pos_t2i(i)) ) / 2
+
+so ``mean_r loss_r`` is the global-batch ``L``, memory is ``O(b_r * N)`` (``O(b_r * tile_size)``
+tiled), and no rank computes another rank's rows. The gather's backward (``objective.gather``) gives
+rank ``r``'s parameters ``d(sum_s loss_s)/d(theta)`` through its own samples; DDP's average over
+ranks makes that ``d(mean_s loss_s)/d(theta)``: exactly the gradient of one process computing
+:func:`unicl_loss` on the global batch.
 """
 
 from __future__ import annotations
@@ -25,8 +37,12 @@ from __future__ import annotations
 import contextlib
 
 import torch
+from torch import nn
 
+from unicl import process_group
+from unicl.objective.gather import gather_labels, gather_with_grad
 from unicl.objective.logsumexp import dense_logsumexp, tiled_logsumexp
+from unicl.process_group import Group
 
 
 def unicl_loss(
@@ -65,6 +81,63 @@ def unicl_loss(
         image_to_text = (row_lse - image_positives).mean()
         text_to_image = (column_lse - text_positives).mean()
         return (image_to_text + text_to_image) / 2
+
+
+class UniCLLoss(nn.Module):
+    """The training criterion: :func:`unicl_loss` on one process, its exact sharded form (the module
+    docstring's ``loss_r``) when ``group`` spans several.
+
+    Call it with this rank's ``image_features [b, D]``, ``text_features [b, D]`` (L2-normalised),
+    ``labels [b]`` and the ``logit_scale`` multiplier. ``tile_size`` bounds the extra memory to
+    ``O(b * tile_size)`` as in :func:`unicl_loss`. ``group`` is the process group whose ranks share
+    the batch (None: the default group when ``torch.distributed`` is initialised). Every rank of
+    the group must call it at the same step. The value returned on a rank is ``loss_r``, not the
+    global loss: average it over the ranks to log the global value. When any rank's input is not
+    finite, every rank raises ``ValueError`` together (no rank is left waiting in a collective).
+    """
+
+    def __init__(self, tile_size: int | None = None, group: Group = None) -> None:
+        super().__init__()
+        if tile_size is not None and tile_size < 1:
+            raise ValueError(f"tile_size must be a positive integer or None, got {tile_size}")
+        self.tile_size = tile_size
+        self.group = group
+
+    def forward(
+        self,
+        image_features: torch.Tensor,
+        text_features: torch.Tensor,
+        labels: torch.Tensor,
+        logit_scale: torch.Tensor | float,
+    ) -> torch.Tensor:
+        if not process_group.spans_processes(self.group):
+            return unicl_loss(
+                image_features, text_features, labels, logit_scale, tile_size=self.tile_size
+            )
+        images, texts, scale = validate_inputs(
+            image_features, text_features, labels, logit_scale, check_finite=False
+        )
+        finite = process_group.true_on_all_ranks(all_finite(images, texts, scale), self.group)
+        raise_if_not_finite(images, texts, scale, finite)
+        all_images = gather_with_grad(images, self.group)
+        all_texts = gather_with_grad(texts, self.group)
+        all_labels = gather_labels(labels, self.group)
+        with float32_region(images.device):
+            image_lse, _ = similarity_logsumexp(
+                images * scale, all_texts, self.tile_size, with_columns=False
+            )
+            text_lse, _ = similarity_logsumexp(
+                texts * scale, all_images, self.tile_size, with_columns=False
+            )
+            groups = LabelGroups(all_labels)
+            local_group = groups.group_of(labels)
+            image_terms = image_lse - positive_logits(images, local_group, all_texts, groups, scale)
+            text_terms = text_lse - positive_logits(texts, local_group, all_images, groups, scale)
+            share = process_group.world_size(self.group) / all_labels.shape[0]
+            return (image_terms.sum() + text_terms.sum()) * (share / 2)
+
+    def extra_repr(self) -> str:
+        return f"tile_size={self.tile_size}"
 
 
 def similarity_logsumexp(
@@ -175,7 +248,7 @@ def all_finite(images: torch.Tensor, texts: torch.Tensor, scale: torch.Tensor) -
 
 
 def raise_if_not_finite(
-    images: torch.Tensor, texts: torch.Tensor, scale: torch.Tensor, finite: torch.Tensor
+    images: torch.Tensor, texts: torch.Tensor, scale: torch.Tensor, finite: bool | torch.Tensor
 ) -> None:
     """Raise ``ValueError`` naming the first non-finite argument unless ``finite`` holds."""
     if bool(finite):

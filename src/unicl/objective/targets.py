@@ -22,6 +22,9 @@ from collections.abc import Sequence
 
 import torch
 
+from unicl import process_group
+from unicl.process_group import Group
+
 CAPTION_CLASS_ID = -1
 """The class id of an image-text pair: it has a caption, not a class."""
 
@@ -31,19 +34,13 @@ def _caption_label(key: str) -> int:
     return -1 - (digest >> 1)
 
 
-def _current_rank() -> int:
-    distributed = torch.distributed
-    if distributed.is_available() and distributed.is_initialized():
-        return distributed.get_rank()
-    return 0
-
-
 def target_labels(
     class_ids: torch.Tensor | Sequence[int],
     texts: Sequence[str | None],
     *,
     unique_captions: bool = False,
     rank: int | None = None,
+    group: Group = None,
 ) -> torch.Tensor:
     """Labels for a batch: equal labels mark the positive pairs of the UniCL loss.
 
@@ -54,8 +51,11 @@ def target_labels(
             whose text is a prompt of their class).
         unique_captions: give every caption its own label even when two are identical (the paper's
             TargetM); by default identical captions share one.
-        rank: the process's rank, used only with ``unique_captions``; defaults to the
-            ``torch.distributed`` rank, or 0.
+        rank: this process's rank in ``group``, used only with ``unique_captions`` (so that two
+            ranks never give two captions one label); None reads it from ``group``. Pass it where
+            the group is out of reach, e.g. in a DataLoader worker.
+        group: the process group whose ranks share the batch (None: the default group when
+            ``torch.distributed`` is initialised, else a single process of rank 0).
 
     Returns:
         int64 ``[B]`` on the device of ``class_ids`` (CPU for a sequence).
@@ -74,7 +74,7 @@ def target_labels(
     if not pair_positions:
         return ids.clone()
     if unique_captions:
-        owner = _current_rank() if rank is None else rank
+        owner = process_group.rank(group) if rank is None else rank
         keys = [f"\0{owner}:{position}" for position in pair_positions]
     else:
         keys = []

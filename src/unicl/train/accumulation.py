@@ -23,26 +23,22 @@ import contextlib
 from collections.abc import Callable
 
 import torch
-import torch.distributed as dist
 from torch import nn
 
-from unicl.objective import is_distributed
+from unicl import process_group
+from unicl.train.objective_registry import StepInputs, TrainingObjective
 
-Tensors = dict[str, torch.Tensor]
 
-
-def agreed_finite(tensors: tuple[torch.Tensor, ...]) -> bool:
-    """True when every value of `tensors` is finite on every process (one host sync; under
-    `torch.distributed` one tiny all-reduce, so that all ranks skip a step together)."""
-    flag = torch.ones((), dtype=torch.int32, device=tensors[0].device)
+def agreed_finite(tensors: tuple[torch.Tensor, ...], group: process_group.Group) -> bool:
+    """True when every value of `tensors` is finite on every rank of `group` (so that all ranks
+    skip a step together)."""
+    finite = torch.ones((), dtype=torch.bool, device=tensors[0].device)
     for tensor in tensors:
-        flag &= torch.isfinite(tensor.detach()).all().to(torch.int32)
-    if is_distributed():
-        dist.all_reduce(flag, op=dist.ReduceOp.MIN)
-    return bool(flag)
+        finite &= torch.isfinite(tensor.detach()).all()
+    return process_group.true_on_all_ranks(finite, group)
 
 
-def split_inputs(inputs: Tensors, parts: int) -> list[Tensors]:
+def split_inputs(inputs: StepInputs, parts: int) -> list[StepInputs]:
     """`parts` micro-batches of consecutive samples (the first ones one larger if uneven)."""
     pieces = {name: torch.tensor_split(value, parts) for name, value in inputs.items()}
     return [{name: pieces[name][i] for name in inputs} for i in range(parts)]
@@ -50,27 +46,28 @@ def split_inputs(inputs: Tensors, parts: int) -> list[Tensors]:
 
 def forward_backward(
     module: nn.Module,
-    task: nn.Module,
-    inputs: Tensors,
+    objective: TrainingObjective,
+    inputs: StepInputs,
     accumulation_steps: int,
     autocast: Callable[[], contextlib.AbstractContextManager],
     backward: Callable[[torch.Tensor], None],
 ) -> torch.Tensor | None:
-    """Accumulate into `.grad` the gradient of `task.loss` over the whole of `inputs`.
+    """Accumulate into `.grad` the gradient of `objective.loss` over the whole of `inputs`.
 
-    `module` is the task itself or its DDP wrapper (whose forward is the task's); `backward`
-    back-propagates a loss (e.g. through a gradient scaler). Returns this process's loss value
-    (detached), or None, with no gradient accumulated, when a feature or the loss is not finite
-    on some process.
+    `module` is the objective itself or its DDP wrapper (whose forward is the objective's);
+    `backward` back-propagates a loss (e.g. through a gradient scaler). Returns this process's
+    loss value (detached), or None, with no gradient accumulated, when a feature or the loss is
+    not finite on some rank of `objective.group`.
     """
+    group = objective.group
     if accumulation_steps == 1:
         with autocast():
             features, shared = module(inputs)
-        if not agreed_finite(features + shared):
+        if not agreed_finite(features + shared, group):
             return None
         with autocast():
-            loss = task.loss(features, shared, inputs)
-        if not agreed_finite((loss,)):
+            loss = objective.loss(features, shared, inputs)
+        if not agreed_finite((loss,), group):
             return None
         backward(loss)
         return loss.detach()
@@ -83,12 +80,16 @@ def forward_backward(
             with autocast():
                 cached.append(module(chunk)[0])
     after = _rng_state(inputs)
-    if not agreed_finite(tuple(t for parts in cached for t in parts)):
+    if not agreed_finite(tuple(t for parts in cached for t in parts), group):
         return None
     last = accumulation_steps - 1
     for j, chunk in enumerate(chunks):
         _set_rng_state(states[j])
-        sync = module.no_sync() if j < last and hasattr(module, "no_sync") else _no_context()
+        sync = (
+            module.no_sync()
+            if j < last and hasattr(module, "no_sync")
+            else contextlib.nullcontext()
+        )
         with sync:
             with autocast():
                 live, shared = module(chunk)
@@ -98,8 +99,8 @@ def forward_backward(
                 )
                 if j < last:
                     shared = tuple(s.detach() for s in shared)
-                loss = task.loss(features, shared, inputs)
-            if j == 0 and not agreed_finite((loss,)):
+                loss = objective.loss(features, shared, inputs)
+            if j == 0 and not agreed_finite((loss,), group):
                 _set_rng_state(after)
                 return None
             backward(loss)
@@ -107,11 +108,7 @@ def forward_backward(
     return loss.detach()
 
 
-def _no_context() -> contextlib.AbstractContextManager:
-    return contextlib.nullcontext()
-
-
-def _rng_state(inputs: Tensors) -> tuple[torch.Tensor, torch.Tensor | None]:
+def _rng_state(inputs: StepInputs) -> tuple[torch.Tensor, torch.Tensor | None]:
     device = next(iter(inputs.values())).device
     cuda = torch.cuda.get_rng_state(device) if device.type == "cuda" else None
     return torch.get_rng_state(), cuda

@@ -3,7 +3,7 @@
 ```yaml
 model:      {name: unicl-tiny}                       # registered name or model directory
 data:       {sources: [{path: ..., weight: 1}], batch_size: 64, accumulation_steps: 1}
-objective:  {name: unicl}                            # unicl | ce | supcon
+objective:  {name: unicl}                            # a registered objective: unicl | ce | supcon
 optim:      {lr: 5.0e-4, reference_batch: 512, weight_decay: 0.05, grad_clip: 5.0}
 schedule:   {steps: 1000, warmup_steps: 50}
 run:        {output_dir: runs/demo, precision: fp32, seed: 0}
@@ -12,7 +12,7 @@ evaluation: {every_steps: null, zeroshot: [...], retrieval: [...], linear_probe:
 logging:    {every_steps: 10, tensorboard: false}
 ```
 
-`load_config(path, overrides)` reads the file, applies `--set key=value` overrides and returns a
+`load_training_config(path, overrides)` reads the file, applies `--set key=value` overrides and returns a
 `TrainConfig`; `config_to_yaml` prints the resolved config.
 """
 
@@ -26,9 +26,10 @@ from typing import Any, Literal
 import yaml
 
 from unicl.config_checks import build_dataclass
-from unicl.data.registry import parse_source
+from unicl.data.readers import parse_source
 from unicl.errors import UserInputError
 from unicl.train.config_loading import apply_override
+from unicl.train.objective_registry import objective_class
 
 
 def _require(condition: bool, key: str, value: Any, expected: str) -> None:
@@ -37,8 +38,10 @@ def _require(condition: bool, key: str, value: Any, expected: str) -> None:
 
 
 @dataclass
-class ModelConfig:
-    """`name`: a registered model name (`unicl.models.list_models()`), a model config file or a
+class ModelSection:
+    """The `model:` section (the model itself is a `unicl.models.config.ModelConfig`).
+
+    `name`: a registered model name (`unicl.models.list_models()`), a model config file or a
     saved model directory (fine-tuning); `overrides`: keys passed to `create_model` for a new
     model (e.g. `{vision: {drop_path: 0.2}}`); `grad_checkpointing` recomputes the encoder blocks
     in the backward pass (less activation memory, about a third more compute)."""
@@ -53,7 +56,8 @@ class DataConfig:
     """`sources`: source strings or mappings as `unicl.data.parse_source` reads them (location,
     weight, classes, templates, ...). `batch_size` is per process and per micro-batch: the global
     batch of one optimiser step is `batch_size * accumulation_steps * world_size`, and every sample
-    of it is a negative of every other (see `unicl.train.accumulation`). `balance`: the paper's
+    of it is a negative of every other (see `unicl.train.accumulation`). `num_workers`: DataLoader
+    worker processes per training process. `balance`: the paper's
     balanced sampler (as many image-label as image-text samples per epoch); `merge_classes`: equal
     class names in two sources share a label; `unique_captions`: every caption its own label even
     when repeated (the paper's exact TargetM; by default identical captions share one);
@@ -64,7 +68,7 @@ class DataConfig:
     sources: list[Any] = field(default_factory=list)
     batch_size: int = 64
     accumulation_steps: int = 1
-    workers: int = 2
+    num_workers: int = 2
     balance: bool = True
     merge_classes: bool = False
     unique_captions: bool = False
@@ -91,22 +95,25 @@ class DataConfig:
             self.accumulation_steps,
             "> 0",
         )
-        _require(self.workers >= 0, "data.workers", self.workers, ">= 0")
+        _require(self.num_workers >= 0, "data.num_workers", self.num_workers, ">= 0")
 
 
 @dataclass
 class ObjectiveConfig:
-    """`unicl`: the UniCL loss over images and texts (the default). Baselines on the image tower
-    only: `ce` (linear classifier over the class ids, cross-entropy) and `supcon` (SupCon on two
-    augmented views of each image, at `temperature`). `tile_size` bounds the memory of `unicl`;
-    `num_classes` sizes the `ce` head (null: the number of classes of the training sources)."""
+    """`name`: a registered training objective (`unicl.train.objective_registry`): `unicl`, the
+    UniCL loss over images and texts (the default); baselines on the image tower only: `ce`
+    (linear classifier over the class ids, cross-entropy) and `supcon` (SupCon on two augmented
+    views of each image, at `temperature`). `tile_size` bounds the memory of `unicl`;
+    `num_classes` sizes the `ce` head (null: the number of classes of the training sources). An
+    objective reads the keys it needs and ignores the others."""
 
-    name: Literal["unicl", "ce", "supcon"] = "unicl"
+    name: str = "unicl"
     tile_size: int | None = None
     temperature: float = 0.1
     num_classes: int | None = None
 
     def validate(self) -> None:
+        objective_class(self.name)  # an unregistered name raises, listing the registered ones
         _require(self.temperature > 0, "objective.temperature", self.temperature, "> 0")
         if self.tile_size is not None:
             _require(self.tile_size > 0, "objective.tile_size", self.tile_size, "> 0 or null")
@@ -293,7 +300,7 @@ class LoggingConfig:
 class TrainConfig:
     """The whole training configuration; sections as in the module docstring."""
 
-    model: ModelConfig = field(default_factory=ModelConfig)
+    model: ModelSection = field(default_factory=ModelSection)
     data: DataConfig = field(default_factory=DataConfig)
     objective: ObjectiveConfig = field(default_factory=ObjectiveConfig)
     optim: OptimConfig = field(default_factory=OptimConfig)
@@ -313,7 +320,7 @@ def config_from_dict(raw: dict[str, Any]) -> TrainConfig:
     return build_dataclass(TrainConfig, raw, "")
 
 
-def load_config(path: str | Path, overrides: list[str] = ()) -> TrainConfig:
+def load_training_config(path: str | Path, overrides: list[str] = ()) -> TrainConfig:
     """Read the YAML file at `path`, apply `key=value` overrides in order, and validate."""
     path = Path(path)
     if not path.is_file():

@@ -16,12 +16,12 @@ from pathlib import Path
 from typing import Any
 
 import torch
-import torch.distributed as dist
 
-from unicl.objective import is_distributed
+from unicl import process_group
 from unicl.train.accumulation import forward_backward
 from unicl.train.checkpoint import save_checkpoint
-from unicl.train.metrics import MetricsSink, Progress
+from unicl.train.launch import ProcessContext
+from unicl.train.logger import MetricsSink, Progress
 from unicl.train.signals import StopRequest
 from unicl.train.state import TrainingState
 
@@ -55,8 +55,9 @@ class _Window:
         self.steps = 0
         self.start = time.perf_counter()
 
-    def flush(self, device: torch.device) -> tuple[float, float, int]:
-        """(mean loss over the window and over processes, seconds, steps); then reset."""
+    def flush(self, device: torch.device, group: process_group.Group) -> tuple[float, float, int]:
+        """(mean loss over the window and over the ranks of `group`, seconds, steps); then
+        reset."""
         total = torch.stack(self.losses).sum() if self.losses else torch.zeros((), device=device)
         summary = torch.stack(
             [
@@ -64,8 +65,7 @@ class _Window:
                 torch.tensor(len(self.losses), device=device, dtype=torch.float32),
             ]
         )
-        if is_distributed():
-            dist.all_reduce(summary)
+        summary = process_group.sum_over_ranks(summary, group)
         loss = float(summary[0] / summary[1]) if float(summary[1]) else float("nan")
         seconds, steps = time.perf_counter() - self.start, self.steps
         self.reset()
@@ -96,10 +96,10 @@ def run_loop(
         while counters.step < config.schedule.steps:
             started = time.perf_counter()
             lr = state.optimizer.param_groups[0]["lr"]
-            inputs = state.task.prepare(next(batches), augment, context.device)
+            inputs = state.objective.prepare(next(batches), augment, context.device)
             loss = forward_backward(
                 state.module,
-                state.task,
+                state.objective,
                 inputs,
                 config.data.accumulation_steps,
                 state.precision.autocast,
@@ -127,7 +127,7 @@ def run_loop(
                 _log_evaluation(sink, progress, step, evaluation)
             if step % config.checkpoint.every_steps == 0 or step == config.schedule.steps:
                 checkpoint, checkpoint_step = _save(state), step
-            if _agreed_stop(stop, context.device):
+            if _agreed_stop(stop, context):
                 stopped_by = stop.requested or -1
                 if checkpoint_step != step:
                     checkpoint = _save(state)
@@ -163,9 +163,9 @@ def _optimizer_step(state: TrainingState) -> torch.Tensor | None:
     scaler.update()
     optimizer.zero_grad(set_to_none=True)
     state.scheduler.step()
-    state.task.after_step()
+    state.objective.after_step()
     if state.ema is not None:
-        state.ema.update_parameters(state.task.model)
+        state.ema.update_parameters(state.objective.model)
     return grad_norm
 
 
@@ -192,14 +192,14 @@ def _train_record(
     state: TrainingState, window: _Window, lr: float, grad_norm: torch.Tensor | None
 ) -> dict[str, Any]:
     counters = state.counters
-    loss, seconds, steps = window.flush(state.context.device)
+    loss, seconds, steps = window.flush(state.context.device, state.context.group)
     return {
         "kind": "train",
         "step": counters.step,
         "samples": counters.samples,
         "loss": loss,
         "lr": lr,
-        "logit_scale": float(state.task.model.logit_scale.detach().exp()),
+        "logit_scale": float(state.objective.model.logit_scale.detach().exp()),
         "samples_per_s": steps * state.global_batch / max(seconds, 1e-9),
         "grad_norm": float(grad_norm) if grad_norm is not None else None,
         "skipped_steps": counters.skipped_steps,
@@ -217,11 +217,11 @@ def _save(state: TrainingState) -> Path | None:
     )
 
 
-def _agreed_stop(stop: StopRequest, device: torch.device) -> bool:
-    """Whether any process received SIGINT/SIGTERM (all processes stop at the same step)."""
-    flag = torch.tensor(int(stop.requested is not None), device=device)
-    if is_distributed():
-        dist.all_reduce(flag, op=dist.ReduceOp.MAX)
-        if stop.requested is None and bool(flag):
-            stop.requested = -1
-    return bool(flag)
+def _agreed_stop(stop: StopRequest, context: ProcessContext) -> bool:
+    """Whether any process received SIGINT/SIGTERM (all processes stop at the same step); a
+    process stopped by another's signal records -1."""
+    requested = torch.tensor(stop.requested is not None, device=context.device)
+    agreed = process_group.true_on_any_rank(requested, context.group)
+    if agreed and stop.requested is None:
+        stop.requested = -1
+    return agreed

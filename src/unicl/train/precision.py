@@ -18,7 +18,6 @@ class Precision:
     """`autocast()` opens the forward region; `scaler` scales losses (a disabled scaler, whose
     methods pass through, unless fp16)."""
 
-    name: str
     autocast: Callable[[], contextlib.AbstractContextManager]
     scaler: torch.amp.GradScaler
 
@@ -35,4 +34,4 @@ def build_precision(name: str, device: torch.device) -> Precision:
         dtype = torch.bfloat16 if name == "bf16" else torch.float16
         autocast = functools.partial(torch.autocast, device_type=device.type, dtype=dtype)
     scaler = torch.amp.GradScaler(device.type, enabled=name == "fp16")
-    return Precision(name, autocast, scaler)
+    return Precision(autocast, scaler)

@@ -13,7 +13,7 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt
 
 from unicl.files import atomic_path, write_text_atomic
-from unicl.train.metrics import read_metrics
+from unicl.train.logger import METRICS_FILE, read_metrics
 
 REPORT_FILE = "report.md"
 _TRAIN_PLOTS = (("loss", "training loss"), ("lr", "learning rate"), ("logit_scale", "logit scale"))
@@ -25,7 +25,7 @@ def write_report(output_dir: Path, summary: dict[str, Any], config_yaml: str) ->
     `summary` holds the run's headline numbers (name -> value), printed as a table in order.
     """
     output_dir = Path(output_dir)
-    records = read_metrics(output_dir / "metrics.jsonl")
+    records = read_metrics(output_dir / METRICS_FILE)
     train = [r for r in records if r["kind"] == "train"]
     evals = [r for r in records if r["kind"] == "eval"]
     lines = ["# Training report", "", "| | |", "| --- | --- |"]

@@ -3,26 +3,26 @@ through a checkpoint (model, head, optimiser, scheduler, scaler, EMA, data posit
 
 from __future__ import annotations
 
-import io
 from dataclasses import dataclass
 from types import SimpleNamespace
 from typing import Any
 
 import torch
-import torch.distributed as dist
 from torch import nn
 from torch.nn.parallel import DistributedDataParallel
 from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
 
+from unicl import process_group
 from unicl.errors import UserInputError
 from unicl.train.checkpoint import capture_rng_state, restore_rng_state
 from unicl.train.config import TrainConfig, config_to_dict
-from unicl.train.distributed import ProcessContext
-from unicl.train.objectives import build_task
+from unicl.train.launch import ProcessContext
+from unicl.train.objective_registry import TrainingObjective, build_objective
 from unicl.train.optim import build_optimizer, build_scheduler, scaled_lr
 from unicl.train.precision import Precision, build_precision
 
-CHECKPOINT_FORMAT = 1
+CHECKPOINT_FORMAT = 2
+"""The version of the checkpoint payload; checkpoints of another version are refused."""
 
 
 @dataclass
@@ -40,13 +40,13 @@ class Counters:
 
 @dataclass
 class TrainingState:
-    """The live objects of a run. `module` is `task`, or its DDP wrapper on several processes;
-    `ema` averages `task.model`'s weights when `optim.ema_decay` is set; `stream` is the data
-    stream (with `state_dict()`/`load_state_dict()`)."""
+    """The live objects of a run. `module` is `objective`, or its DDP wrapper on several
+    processes; `ema` averages `objective.model`'s weights when `optim.ema_decay` is set; `stream`
+    is the data stream (with `state_dict()`/`load_state_dict()`)."""
 
     config: TrainConfig
     context: ProcessContext
-    task: nn.Module
+    objective: TrainingObjective
     module: nn.Module
     optimizer: torch.optim.Optimizer
     scheduler: torch.optim.lr_scheduler.LRScheduler
@@ -58,23 +58,23 @@ class TrainingState:
     @property
     def model(self) -> nn.Module:
         """The model to evaluate and export: the EMA weights when kept, else the trained ones."""
-        return self.ema.module if self.ema is not None else self.task.model
+        return self.ema.module if self.ema is not None else self.objective.model
 
     @property
     def global_batch(self) -> int:
-        data = self.config.data
-        return data.batch_size * data.accumulation_steps * self.context.world_size
+        """Samples per optimiser step over all processes."""
+        return global_batch(self.config, self.context)
 
     def state_dict(self) -> dict[str, Any]:
         """A checkpoint payload. Collective under torch.distributed: every rank must call it,
         since each rank's data position and RNG state are gathered into the payload."""
         local = {"data": self.stream.state_dict(), "rng": capture_rng_state()}
-        per_rank = _gather_objects(local, self.context.world_size)
+        per_rank = process_group.gather_objects(local, self.context.group)
         return {
             "format": CHECKPOINT_FORMAT,
             "counters": vars(self.counters).copy(),
             "world_size": self.context.world_size,
-            "task": self.task.state_dict(),
+            "objective": self.objective.state_dict(),
             "optimizer": self.optimizer.state_dict(),
             "scheduler": self.scheduler.state_dict(),
             "scaler": self.precision.scaler.state_dict(),
@@ -88,7 +88,10 @@ class TrainingState:
         """Restore from `state_dict()`'s payload; the world size must be the one it was saved at
         (each rank resumes its own data position)."""
         if payload.get("format") != CHECKPOINT_FORMAT:
-            raise UserInputError("the checkpoint was not written by `unicl train`")
+            raise UserInputError(
+                f"the checkpoint has format {payload.get('format')!r}, not {CHECKPOINT_FORMAT}: "
+                "it was not written by this version of `unicl train`; start a new run"
+            )
         if payload["world_size"] != self.context.world_size:
             raise UserInputError(
                 f"the checkpoint was written by {payload['world_size']} processes but this run "
@@ -99,7 +102,7 @@ class TrainingState:
                 "optim.ema_decay differs between the checkpoint and the config; resume with the "
                 "same setting"
             )
-        self.task.load_state_dict(payload["task"])
+        self.objective.load_state_dict(payload["objective"])
         self.optimizer.load_state_dict(payload["optimizer"])
         self.scheduler.load_state_dict(payload["scheduler"])
         self.precision.scaler.load_state_dict(payload["scaler"])
@@ -118,31 +121,34 @@ def build_state(
     num_classes: int | None,
 ) -> TrainingState:
     """Wire a freshly created `model` and data `stream` into a trainable state on
-    `context.device`: the objective's task, DDP (several processes), AdamW at the batch-scaled
-    rate, the schedule, the precision policy and the optional EMA."""
-    task = build_task(model, config.objective, num_classes).to(context.device)
-    module: nn.Module = task
-    if context.world_size > 1:
+    `context.device`: the configured training objective over `context.group`, DDP (several
+    processes), AdamW at the batch-scaled rate, the schedule, the precision policy and the
+    optional EMA."""
+    objective = build_objective(
+        model, config.objective, num_classes=num_classes, group=context.group
+    ).to(context.device)
+    module: nn.Module = objective
+    if process_group.spans_processes(context.group):
         module = DistributedDataParallel(
-            task,
+            objective,
             device_ids=[context.device.index] if context.device.type == "cuda" else None,
-            find_unused_parameters=bool(unused_parameters(task, context.device)),
+            process_group=context.group,
+            find_unused_parameters=bool(unused_parameters(objective, context.device)),
         )
-    data = config.data
-    global_batch = data.batch_size * data.accumulation_steps * context.world_size
-    optimizer = build_optimizer(task, config.optim, scaled_lr(config.optim, global_batch))
+    lr = scaled_lr(config.optim, global_batch(config, context))
+    optimizer = build_optimizer(objective, config.optim, lr)
     scheduler = build_scheduler(optimizer, config.schedule)
     ema = None
     if config.optim.ema_decay is not None:
         ema = AveragedModel(
-            task.model,
+            objective.model,
             multi_avg_fn=get_ema_multi_avg_fn(config.optim.ema_decay),
             use_buffers=True,
         )
     return TrainingState(
         config=config,
         context=context,
-        task=task,
+        objective=objective,
         module=module,
         optimizer=optimizer,
         scheduler=scheduler,
@@ -153,42 +159,36 @@ def build_state(
     )
 
 
-def unused_parameters(task: nn.Module, device: torch.device) -> list[str]:
-    """Trainable parameters that the task's loss does not reach (a baseline's unused text tower,
+def global_batch(config: TrainConfig, context: ProcessContext) -> int:
+    """`data.batch_size * data.accumulation_steps * world_size`: one optimiser step's samples."""
+    return config.data.batch_size * config.data.accumulation_steps * context.world_size
+
+
+def unused_parameters(objective: TrainingObjective, device: torch.device) -> list[str]:
+    """Trainable parameters that the objective's loss does not reach (a baseline's unused text tower,
     a Hugging Face tower's pooler), found by one probe step on two blank samples in eval mode
     (no running statistics or random numbers are touched). DDP must search for unused parameters
     after every backward exactly when this list is not empty. Collective under torch.distributed
     (the loss gathers), so every rank calls it."""
-    size = task.model.image_size
+    size = objective.model.image_size
     probe = SimpleNamespace(
         images=torch.zeros(2, 3, size, size, dtype=torch.uint8),
         texts=["a photo.", "a photo."],
         class_ids=torch.zeros(2, dtype=torch.long),
         labels=torch.zeros(2, dtype=torch.long),
     )
-    was_training = task.training
-    task.eval()
+    was_training = objective.training
+    objective.eval()
     try:
-        inputs = task.prepare(probe, lambda images, class_ids: images.float(), device)
-        features, shared = task(inputs)
-        task.loss(features, shared, inputs).backward()
+        inputs = objective.prepare(probe, lambda images, class_ids: images.float(), device)
+        features, shared = objective(inputs)
+        objective.loss(features, shared, inputs).backward()
         unused = [
             name
-            for name, param in task.named_parameters()
+            for name, param in objective.named_parameters()
             if param.requires_grad and param.grad is None
         ]
     finally:
-        task.zero_grad(set_to_none=True)
-        task.train(was_training)
+        objective.zero_grad(set_to_none=True)
+        objective.train(was_training)
     return unused
-
-
-def _gather_objects(item: Any, world_size: int) -> list[Any]:
-    """Every rank's `item` (tensors and plain values), serialised with torch.save for transit."""
-    if world_size == 1:
-        return [item]
-    buffer = io.BytesIO()
-    torch.save(item, buffer)
-    gathered: list[Any] = [None] * world_size
-    dist.all_gather_object(gathered, buffer.getvalue())
-    return [torch.load(io.BytesIO(data), weights_only=True) for data in gathered]

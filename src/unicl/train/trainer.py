@@ -24,10 +24,10 @@ from unicl.files import write_text_atomic
 from unicl.models import create_model, load
 from unicl.train.checkpoint import list_checkpoints, load_checkpoint, resolve_resume
 from unicl.train.config import TrainConfig, config_to_yaml
-from unicl.train.distributed import ProcessContext, close_process, init_process
-from unicl.train.evaluation import evaluate_run
+from unicl.train.launch import ProcessContext, close_process, init_process
+from unicl.train.logger import METRICS_FILE
 from unicl.train.loop import run_loop
-from unicl.train.metrics import METRICS_FILE
+from unicl.train.periodic_eval import evaluate_run
 from unicl.train.report import write_report
 from unicl.train.signals import StopRequest
 from unicl.train.state import TrainingState, build_state
@@ -76,7 +76,7 @@ def build_run(
         merge_classes=config.data.merge_classes,
         unique_captions=config.data.unique_captions,
         max_bad_fraction=config.data.max_bad_fraction,
-        num_workers=config.data.workers,
+        num_workers=config.data.num_workers,
         rank=context.rank,
         world_size=context.world_size,
         pin_memory=context.device.type == "cuda",

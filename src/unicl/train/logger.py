@@ -1,5 +1,6 @@
-"""Where training metrics go: `metrics.jsonl` (one JSON object per line), optional TensorBoard
-event files, and a progress bar. Only the main process writes; the others hold a silent sink."""
+"""The training logger: where the loop's records go (`metrics.jsonl`, one JSON object per line;
+optional TensorBoard event files) and the progress bar. It computes nothing; the loop builds the
+records. Only the main process writes; the others hold a silent sink."""
 
 from __future__ import annotations
 

@@ -1,6 +1,7 @@
-"""Evaluation during and after training, with `unicl.evaluate`, on rank 0 while the other
-processes wait: zero-shot classification, image-text retrieval and linear probes, as configured in
-the `evaluation` section. Metrics are named `<name>/<metric>`."""
+"""The evaluation hook of training: every `evaluation.every_steps` steps and at the end, rank 0
+scores the model with `unicl.evaluate` while the other processes wait: zero-shot classification,
+image-text retrieval and linear probes, as configured in the `evaluation` section. Metrics are
+named `<name>/<metric>`."""
 
 from __future__ import annotations
 
@@ -8,8 +9,8 @@ from pathlib import Path
 from typing import Any
 
 import torch
-import torch.distributed as dist
 
+from unicl import process_group
 from unicl.data import parse_source
 from unicl.evaluate.linear_probe import linear_probe
 from unicl.evaluate.retrieval import evaluate_retrieval
@@ -36,8 +37,7 @@ def evaluate_run(state: TrainingState) -> dict[str, float]:
     if state.context.is_main:
         with torch.random.fork_rng(devices=devices):  # evaluating never changes training
             results = {**_zeroshot(state), **_retrieval(state), **_linear_probe(state)}
-    if dist.is_initialized():
-        dist.barrier()
+    process_group.barrier(state.context.group)
     return results
 
 

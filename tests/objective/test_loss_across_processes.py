@@ -53,31 +53,40 @@ def single_process_gradients():
     return loss.detach(), {name: p.grad for name, p in model.named_parameters()}
 
 
-def _rank_result(rank, world_size, splits, tile_size):
-    """This rank's loss, averaged loss and parameter gradients, detached from DDP and autograd."""
-    model = DistributedDataParallel(TwoTowers())
+def _rank_result(rank, world_size, splits, tile_size, new_group):
+    """This rank's loss, averaged loss and parameter gradients, detached from DDP and autograd;
+    and a gather's values and gradients. `new_group`: pass a group made for the test instead of
+    the default one (None)."""
+    group = dist.new_group(list(range(world_size))) if new_group else None
+    model = DistributedDataParallel(TwoTowers(), process_group=group)
     images, texts, labels = global_batch()
     start, stop = splits[rank], splits[rank + 1]
     image_features, text_features, scale = model(images[start:stop], texts[start:stop])
-    loss = UniCLLoss(tile_size=tile_size)(image_features, text_features, labels[start:stop], scale)
+    criterion = UniCLLoss(tile_size=tile_size, group=group)
+    loss = criterion(image_features, text_features, labels[start:stop], scale)
     loss.backward()
     mean_loss = loss.detach().clone()
     dist.all_reduce(mean_loss)
-    gathered = gather_with_grad(torch.full((stop - start, 1), float(rank)))
+    rows = torch.full((stop - start, 1), float(rank), requires_grad=True)
+    gathered = gather_with_grad(rows, group)
+    upstream = torch.ones_like(gathered)
+    gathered.backward(upstream)
     return {
         "loss": mean_loss / world_size,
         "grads": {name: p.grad.clone() for name, p in model.module.named_parameters()},
         "gathered": gathered.detach(),
+        "upstream": upstream,
+        "rows_grad": rows.grad,
     }
 
 
-def _worker(rank, world_size, port, result_dir, splits, tile_size):
+def _worker(rank, world_size, port, result_dir, splits, tile_size, new_group):
     dist.init_process_group(
         "gloo", init_method=f"tcp://127.0.0.1:{port}", rank=rank, world_size=world_size
     )
     torch.set_num_threads(1)
     try:
-        result = _rank_result(rank, world_size, splits, tile_size)
+        result = _rank_result(rank, world_size, splits, tile_size, new_group)
         torch.save(result, os.path.join(result_dir, f"rank{rank}.pt"))
         dist.barrier()
     except BaseException:
@@ -95,23 +104,28 @@ def _free_port():
         return sock.getsockname()[1]
 
 
-def run_two_ranks(splits, tile_size=None):
+def run_two_ranks(splits, tile_size, new_group):
     with tempfile.TemporaryDirectory() as directory:
-        mp.spawn(_worker, args=(2, _free_port(), directory, splits, tile_size), nprocs=2, join=True)
+        args = (2, _free_port(), directory, splits, tile_size, new_group)
+        mp.spawn(_worker, args=args, nprocs=2, join=True)
         return [torch.load(os.path.join(directory, f"rank{r}.pt")) for r in range(2)]
 
 
 @pytest.mark.parametrize(
-    ("splits", "tile_size"),
-    [((0, 5, 10), None), ((0, 3, 10), None), ((0, 6, 10), 3)],
-    ids=["equal-halves", "unequal-3-7", "tiled-unequal"],
+    ("splits", "tile_size", "new_group"),
+    [((0, 5, 10), None, False), ((0, 3, 10), None, False), ((0, 6, 10), 3, True)],
+    ids=["equal-halves", "unequal-3-7", "tiled-unequal-new-group"],
 )
-def test_ddp_gradients_equal_the_global_batch_gradients(splits, tile_size):
+def test_ddp_gradients_equal_the_global_batch_gradients(splits, tile_size, new_group):
     expected_loss, expected_grads = single_process_gradients()
-    results = run_two_ranks(splits, tile_size)
+    results = run_two_ranks(splits, tile_size, new_group)
     for result in results:
         torch.testing.assert_close(result["loss"], expected_loss)
         for name, grad in expected_grads.items():
             torch.testing.assert_close(result["grads"][name], grad, rtol=1e-5, atol=1e-6)
     sizes = (splits[1] - splits[0], splits[2] - splits[1])
     assert results[0]["gathered"].flatten().tolist() == [0.0] * sizes[0] + [1.0] * sizes[1]
+    for result, size in zip(results, sizes, strict=True):
+        # each rank's rows get the sum of both ranks' gradients; the caller's gradient is intact
+        assert result["rows_grad"].flatten().tolist() == [2.0] * size
+        assert result["upstream"].flatten().tolist() == [1.0] * sum(sizes)

@@ -1,4 +1,4 @@
-"""The evaluation hook of training: every configured evaluator's metrics under its name."""
+"""The periodic evaluation hook of training: every configured evaluator's metrics under its name."""
 
 from types import SimpleNamespace
 
@@ -7,15 +7,15 @@ import torch
 
 from unicl.errors import UserInputError
 from unicl.models import create_model
-from unicl.train import load_config
-from unicl.train.evaluation import evaluate_run
+from unicl.train import load_training_config
+from unicl.train.periodic_eval import evaluate_run
 
 HELD_OUT = "data/demo/fashion-mnist#t10k"
 CAPTIONS = "data/demo/emoji/test-000000.tar"
 
 
 def test_zeroshot_retrieval_and_probe_metrics_are_reported_by_name(tmp_path):
-    config = load_config(
+    config = load_training_config(
         "configs/demo.yaml",
         [
             f"run.output_dir={tmp_path}",
@@ -27,7 +27,7 @@ def test_zeroshot_retrieval_and_probe_metrics_are_reported_by_name(tmp_path):
     state = SimpleNamespace(
         model=create_model("unicl-tiny").eval(),
         config=config,
-        context=SimpleNamespace(device=torch.device("cpu"), is_main=True),
+        context=SimpleNamespace(device=torch.device("cpu"), is_main=True, group=None),
     )
     rng_before = torch.get_rng_state()
     metrics = evaluate_run(state)
@@ -50,4 +50,6 @@ def test_zeroshot_retrieval_and_probe_metrics_are_reported_by_name(tmp_path):
 
 def test_a_probe_without_a_test_source_is_a_config_error():
     with pytest.raises(UserInputError, match=r"evaluation\.linear_probe\.test"):
-        load_config("configs/demo.yaml", [f"evaluation.linear_probe=[{{train: '{HELD_OUT}'}}]"])
+        load_training_config(
+            "configs/demo.yaml", [f"evaluation.linear_probe=[{{train: '{HELD_OUT}'}}]"]
+        )

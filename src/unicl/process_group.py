@@ -1,0 +1,104 @@
+"""Facts about the process group a computation runs in, and the few collectives built on them.
+
+Every question of the form "how many processes share this step, which one am I, do they all
+agree" is answered here, for a group that the caller passes explicitly. The convention is
+`torch.distributed`'s: ``group=None`` is the default group when ``torch.distributed`` is
+initialised; when it is not, the computation is one process of rank 0 and every collective here
+is the identity on it. Only ``spans_processes(group)`` says whether communication happens.
+
+Collectives must be called by every rank of ``group`` in the same order. Flags and sums travel as
+tensors on the caller's device, so they work with NCCL (CUDA tensors) and gloo (CPU tensors) alike.
+
+This module sits at the bottom of the package: it imports only ``torch`` and ``unicl.errors``.
+"""
+
+from __future__ import annotations
+
+import io
+from typing import Any, TypeAlias
+
+import torch
+import torch.distributed as dist
+
+from unicl.errors import UserInputError
+
+Group: TypeAlias = "dist.ProcessGroup | None"
+"""A process group, or None for the default one (when ``torch.distributed`` is initialised)."""
+
+
+def _initialized() -> bool:
+    return dist.is_available() and dist.is_initialized()
+
+
+def rank(group: Group = None) -> int:
+    """This process's rank in ``group``; 0 when ``torch.distributed`` is not initialised."""
+    return dist.get_rank(group) if _initialized() else 0
+
+
+def world_size(group: Group = None) -> int:
+    """The number of processes in ``group``; 1 when ``torch.distributed`` is not initialised."""
+    return dist.get_world_size(group) if _initialized() else 1
+
+
+def spans_processes(group: Group = None) -> bool:
+    """True when ``group`` has more than one process, i.e. when collectives communicate."""
+    return world_size(group) > 1
+
+
+def true_on_all_ranks(flag: torch.Tensor, group: Group = None) -> bool:
+    """Whether the boolean scalar ``flag`` holds on every rank of ``group`` (one host sync; one
+    tiny all-reduce when the group spans processes, so that all ranks take the same branch)."""
+    agreed = flag.detach().to(torch.int32).reshape(())
+    if spans_processes(group):
+        dist.all_reduce(agreed, op=dist.ReduceOp.MIN, group=group)
+    return bool(agreed)
+
+
+def true_on_any_rank(flag: torch.Tensor, group: Group = None) -> bool:
+    """Whether the boolean scalar ``flag`` holds on at least one rank of ``group``."""
+    agreed = flag.detach().to(torch.int32).reshape(())
+    if spans_processes(group):
+        dist.all_reduce(agreed, op=dist.ReduceOp.MAX, group=group)
+    return bool(agreed)
+
+
+def sum_over_ranks(tensor: torch.Tensor, group: Group = None) -> torch.Tensor:
+    """The element-wise sum of ``tensor`` over the ranks of ``group``, as a new tensor (no
+    gradient flows through it; ``tensor`` is left unchanged)."""
+    total = tensor.detach().clone()
+    if spans_processes(group):
+        dist.all_reduce(total, op=dist.ReduceOp.SUM, group=group)
+    return total
+
+
+def gather_objects(item: Any, group: Group = None) -> list[Any]:
+    """Every rank's ``item`` in rank order (tensors and plain Python values). Items travel as
+    ``torch.save`` bytes and are read back with ``weights_only=True``, so no code is unpickled."""
+    if not spans_processes(group):
+        return [item]
+    buffer = io.BytesIO()
+    torch.save(item, buffer)
+    gathered: list[Any] = [None] * world_size(group)
+    dist.all_gather_object(gathered, buffer.getvalue(), group=group)
+    return [torch.load(io.BytesIO(data), weights_only=True) for data in gathered]
+
+
+def barrier(group: Group = None) -> None:
+    """Wait until every rank of ``group`` arrives here (nothing to wait for on one process)."""
+    if spans_processes(group):
+        dist.barrier(group=group)
+
+
+def resolve_device(
+    preference: str, local_rank: int = 0, *, setting: str = "device"
+) -> torch.device:
+    """The device a process computes on: ``cpu``; ``cuda`` (CUDA device ``local_rank``, which must
+    exist); or ``auto`` (CUDA device ``local_rank`` when CUDA is available, else CPU). ``setting``
+    names the option in the error message (e.g. ``run.device``)."""
+    if preference not in ("auto", "cpu", "cuda"):
+        raise UserInputError(f"{setting} is {preference!r}; use auto, cpu or cuda")
+    if preference == "cuda" and not torch.cuda.is_available():
+        raise UserInputError(f"{setting} is 'cuda' but no CUDA device is visible; use auto or cpu")
+    if preference == "cpu" or not torch.cuda.is_available():
+        return torch.device("cpu")
+    return torch.device("cuda", local_rank)
