@@ -41,7 +41,9 @@ def test_device_resolution():
     assert process_group.resolve_device("cpu") == torch.device("cpu")
     expected = torch.device("cuda", 1) if torch.cuda.is_available() else torch.device("cpu")
     assert process_group.resolve_device("auto", local_rank=1) == expected
-    with pytest.raises(UserInputError, match=r"^run\.device is 'tpu'; use auto, cpu or cuda$"):
+    with pytest.raises(
+        UserInputError, match=r"^run\.device is 'tpu'; use auto, cpu, cuda or cuda:N$"
+    ):
         process_group.resolve_device("tpu", setting="run.device")
 
 
@@ -49,3 +51,6 @@ def test_device_resolution():
 def test_asking_for_missing_cuda_names_the_setting():
     with pytest.raises(UserInputError, match=r"run\.device is 'cuda' but no CUDA device"):
         process_group.resolve_device("cuda", setting="run.device")
+    count = torch.cuda.device_count()
+    with pytest.raises(UserInputError, match=rf"'cuda:{count}' but {count} CUDA devices"):
+        process_group.resolve_device(f"cuda:{count}", setting="--device")

@@ -93,10 +93,18 @@ def resolve_device(
     preference: str, local_rank: int = 0, *, setting: str = "device"
 ) -> torch.device:
     """The device a process computes on: ``cpu``; ``cuda`` (CUDA device ``local_rank``, which must
-    exist); or ``auto`` (CUDA device ``local_rank`` when CUDA is available, else CPU). ``setting``
-    names the option in the error message (e.g. ``run.device``)."""
+    exist); ``cuda:N`` (that device); or ``auto`` (CUDA device ``local_rank`` when CUDA is
+    available, else CPU). ``setting`` names the option in the error message (e.g. ``run.device``)."""
+    kind, colon, index = preference.partition(":")
+    if kind == "cuda" and colon and index.isdigit():
+        if int(index) >= torch.cuda.device_count():
+            raise UserInputError(
+                f"{setting} is {preference!r} but {torch.cuda.device_count()} CUDA devices are "
+                "visible; use auto, cpu or an existing cuda:N"
+            )
+        return torch.device("cuda", int(index))
     if preference not in ("auto", "cpu", "cuda"):
-        raise UserInputError(f"{setting} is {preference!r}; use auto, cpu or cuda")
+        raise UserInputError(f"{setting} is {preference!r}; use auto, cpu, cuda or cuda:N")
     if preference == "cuda" and not torch.cuda.is_available():
         raise UserInputError(f"{setting} is 'cuda' but no CUDA device is visible; use auto or cpu")
     if preference == "cpu" or not torch.cuda.is_available():

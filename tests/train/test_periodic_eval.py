@@ -38,7 +38,7 @@ def test_zeroshot_retrieval_and_probe_metrics_are_reported_by_name(tmp_path):
         "fm/zeroshot_mean_recall",
         "fm/probe_top1",
         *(
-            f"test-000000.tar/{d}_R@{k}"
+            f"test-000000/{d}_R@{k}"
             for d in ("image_to_text", "text_to_image")
             for k in (1, 5, 10)
         ),

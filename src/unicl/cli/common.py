@@ -10,6 +10,7 @@ import torch
 from unicl.errors import UserInputError
 from unicl.files import refuse_existing
 from unicl.models import UniCLModel, load
+from unicl.process_group import resolve_device
 
 
 def add_model_options(parser: argparse.ArgumentParser) -> None:
@@ -57,17 +58,7 @@ def load_model(args: argparse.Namespace) -> UniCLModel:
             f"model directory {str(args.model_dir)!r} does not exist; pass a directory written "
             "by `unicl train` or save_pretrained"
         )
-    device = args.device
-    if device == "auto":
-        device = "cuda" if torch.cuda.is_available() else "cpu"
-    try:
-        device = torch.device(device)
-    except RuntimeError:
-        raise UserInputError(
-            f"--device {args.device!r} is not a device; use cpu, cuda or auto"
-        ) from None
-    if device.type == "cuda" and not torch.cuda.is_available():
-        raise UserInputError(f"--device {args.device} asks for CUDA, which this machine lacks")
+    device = resolve_device(args.device, setting="--device")
     return load(args.model_dir).to(device).eval()
 
 

@@ -5,7 +5,6 @@ named `<name>/<metric>`."""
 
 from __future__ import annotations
 
-from pathlib import Path
 from typing import Any
 
 import torch
@@ -19,12 +18,9 @@ from unicl.train.state import TrainingState
 
 
 def evaluation_name(name: str | None, source: Any) -> str:
-    """`name`, else the source's file or folder name with its split (`fashion-mnist#t10k`)."""
-    if name:
-        return name
-    spec = parse_source(source)
-    base = Path(spec.location).name
-    return f"{base}#{spec.split}" if spec.split else base
+    """`name`, else the source's own name (`SourceSpec.name`, e.g. `fashion-mnist-t10k`), the
+    name the evaluation commands give their result files."""
+    return name or parse_source(source).name
 
 
 def evaluate_run(state: TrainingState) -> dict[str, float]:
