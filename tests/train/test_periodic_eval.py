@@ -37,11 +37,7 @@ def test_zeroshot_retrieval_and_probe_metrics_are_reported_by_name(tmp_path):
         "fm/zeroshot_top5",
         "fm/zeroshot_mean_recall",
         "fm/probe_top1",
-        *(
-            f"test-000000/{d}_R@{k}"
-            for d in ("image_to_text", "text_to_image")
-            for k in (1, 5, 10)
-        ),
+        *(f"test-000000/{d}_R@{k}" for d in ("image_to_text", "text_to_image") for k in (1, 5, 10)),
     }
     assert all(0.0 <= value <= 1.0 for value in metrics.values())
     assert metrics["fm/probe_top1"] > 0.3  # random features still separate Fashion-MNIST
