@@ -12,7 +12,15 @@ import sys
 
 from unicl.errors import UserInputError
 
-COMMAND_MODULES: tuple[str, ...] = ("data", "tokenizer", "train", "evaluate", "predict", "embed")
+COMMAND_MODULES: tuple[str, ...] = (
+    "data",
+    "tokenizer",
+    "train",
+    "evaluate",
+    "predict",
+    "embed",
+    "info",
+)
 
 
 def build_parser() -> argparse.ArgumentParser:
