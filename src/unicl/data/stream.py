@@ -57,11 +57,13 @@ class _EpochReader(IterableDataset):
     def __iter__(self) -> Iterator[Batch]:
         info = get_worker_info()
         worker = info.id if info is not None else 0
-        workers = self.stream.workers
+        consumers = self.stream.local_consumers
         # Worker w plays the local consumer whose turn comes w-th after the `done` batches
         # already consumed, so a resumed epoch continues in the original round-robin order.
-        local = (self.done + worker) % workers
-        remaining = self.stream.batches_per_consumer - (self.done - local + workers - 1) // workers
+        local = (self.done + worker) % consumers
+        remaining = (
+            self.stream.batches_per_consumer - (self.done - local + consumers - 1) // consumers
+        )
         yield from self.stream._consumer_batches(
             self.epoch, local, self.positions[local], remaining
         )
@@ -109,7 +111,8 @@ class UnifiedStream:
         self.global_ids = [space.add(s.class_names) for s in self.sources]
         self.class_names = space.names
         self.batch_size, self.image_size, self.seed = batch_size, image_size, seed
-        self.num_workers, self.workers = num_workers, max(num_workers, 1)
+        self.num_workers = num_workers
+        self.local_consumers = max(num_workers, 1)  # with no workers the main process reads
         self.rank, self.world_size = rank, world_size
         self.max_pixels, self.unique_captions, self.pin_memory = (
             max_pixels,
@@ -117,7 +120,7 @@ class UnifiedStream:
             pin_memory,
         )
         self.quotas = epoch_quotas(self.sources, balance=balance)
-        self.consumers = world_size * self.workers
+        self.consumers = world_size * self.local_consumers
         self.consumer_quotas = consumer_quotas(self.quotas, self.consumers)
         self.batches_per_consumer = int(self.consumer_quotas.sum(axis=0).min()) // batch_size
         if self.batches_per_consumer == 0:
@@ -128,18 +131,18 @@ class UnifiedStream:
         self.bad_data = BadDataLog(max_bad_fraction)
         self.last_epoch_bad: BadDataLog | None = None
         self.epoch = 0
-        self._positions = [0] * self.workers
+        self._positions = [0] * self.local_consumers
         self._done = 0
 
     def __len__(self) -> int:
         """Batches per epoch on this rank (the same on every rank)."""
-        return self.batches_per_consumer * self.workers
+        return self.batches_per_consumer * self.local_consumers
 
     def set_epoch(self, epoch: int) -> None:
         """Start `epoch` from its beginning, unless it is the epoch a loaded state resumes."""
         if epoch != self.epoch:
             self.epoch = epoch
-            self._positions = [0] * self.workers
+            self._positions = [0] * self.local_consumers
             self._done = 0
             self.bad_data = BadDataLog(self.bad_data.max_fraction)
 
@@ -175,7 +178,7 @@ class UnifiedStream:
         return {
             "seed": self.seed,
             "batch_size": self.batch_size,
-            "workers": self.workers,
+            "local_consumers": self.local_consumers,
             "rank": self.rank,
             "world_size": self.world_size,
             "quotas": list(self.quotas),
@@ -194,7 +197,7 @@ class UnifiedStream:
         for batch in loader:
             if isinstance(batch, _WorkerFailure):
                 raise UserInputError(batch.message)
-            local = batch.consumer - self.rank * self.workers
+            local = batch.consumer - self.rank * self.local_consumers
             self.bad_data.record(batch.position - self._positions[local], batch.bad)
             self._positions[local] = batch.position
             self._done += 1
@@ -211,7 +214,7 @@ class UnifiedStream:
         """This consumer's batches. Its reads are also checked against `max_bad_fraction` here,
         where they are counted, so data with no (or too few) good samples stops the run at once
         instead of never forming a batch."""
-        consumer = self.rank * self.workers + local
+        consumer = self.rank * self.local_consumers + local
         reads = BadDataLog(self.bad_data.max_fraction)
         epoch_share = int(self.consumer_quotas[:, consumer].sum())
         samples = consumer_samples(
