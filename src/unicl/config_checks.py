@@ -8,9 +8,11 @@ of the type: `Annotated[int, Range(1, 16384)]` accepts integers from 1 to 16384 
 from __future__ import annotations
 
 import collections.abc
+import contextlib
 import dataclasses
 import difflib
 import inspect
+import math
 import types
 import typing
 from collections.abc import Callable, Iterable, Mapping
@@ -178,13 +180,16 @@ def _convert_scalar(hint: Any, value: Any, key: str) -> Any:
         if isinstance(value, int) and not isinstance(value, bool):
             return value
     elif hint is float:
+        number = None
         if isinstance(value, (int, float)) and not isinstance(value, bool):
-            return float(value)
-        if isinstance(value, str):  # YAML 1.1 reads `1e-3` (no dot) as a string
-            try:
-                return float(value)
-            except ValueError:
-                pass
+            number = float(value)
+        elif isinstance(value, str):  # YAML 1.1 reads `1e-3` (no dot) as a string
+            with contextlib.suppress(ValueError):
+                number = float(value)
+        if number is not None:
+            if not math.isfinite(number):
+                raise UserInputError(f"config key '{key}' is {value!r}; it must be a finite number")
+            return number
     elif hint is str:
         if isinstance(value, str):
             return value

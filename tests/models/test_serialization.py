@@ -6,9 +6,10 @@ import re
 
 import pytest
 import torch
+from safetensors.torch import load_file, save_file
 
 from unicl.errors import UserInputError
-from unicl.models import load
+from unicl.models import create_model, load
 
 IMAGES = torch.randn(2, 3, 32, 32)
 TEXTS = ["a photo of a pullover.", "an ankle boot"]
@@ -93,3 +94,22 @@ def test_saving_again_replaces_the_files_atomically(saved, tmp_path):
     model.save_pretrained(directory)
     assert not [p for p in directory.iterdir() if p.name.startswith(".")]
     assert torch.equal(load(directory).logit_scale, model.logit_scale)
+
+
+def test_weights_with_nan_are_not_saved_and_warned_about_on_load(tmp_path, caplog):
+    model = create_model("unicl-tiny")
+    model.save_pretrained(tmp_path / "good")
+    with torch.no_grad():
+        model.logit_scale.fill_(float("nan"))
+    with pytest.raises(
+        UserInputError, match=r"1 tensors hold NaN or infinite values \(e\.g\. logit_scale\)"
+    ):
+        model.save_pretrained(tmp_path / "diverged")
+    assert not (tmp_path / "diverged" / "model.safetensors").exists()
+
+    weights = tmp_path / "good" / "model.safetensors"
+    tensors = load_file(str(weights))
+    tensors["logit_scale"] = torch.tensor(float("inf"))
+    save_file(tensors, str(weights), metadata={"format": "pt"})
+    load(tmp_path / "good")
+    assert "holds NaN or infinite values in 1 tensors (e.g. logit_scale)" in caplog.text

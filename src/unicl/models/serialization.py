@@ -8,6 +8,7 @@ A saved directory holds `config.json` (the model config plus `format` and `versi
 from __future__ import annotations
 
 import json
+import logging
 import os
 from collections.abc import Mapping
 from pathlib import Path
@@ -19,6 +20,7 @@ from safetensors.torch import load_file, save_file
 from unicl.errors import UserInputError
 from unicl.files import atomic_path, write_text_atomic
 
+logger = logging.getLogger("unicl.models")
 FORMAT, VERSION = "unicl-model", 1
 CONFIG_FILE, WEIGHTS_FILE, TOKENIZER_FILE = "config.json", "model.safetensors", "tokenizer.json"
 
@@ -29,15 +31,33 @@ def save_directory(
     state_dict: Mapping[str, torch.Tensor],
     files: Mapping[str, str],
 ) -> None:
-    """Write weights, `config.json` and the extra text `files` (relative name -> content)."""
+    """Write weights, `config.json` and the extra text `files` (relative name -> content).
+
+    Refuses weights with NaN or infinite values (a diverged model is not a model to keep).
+    """
     directory = Path(directory)
     tensors = {name: tensor.detach().contiguous() for name, tensor in state_dict.items()}
+    broken = non_finite_tensors(tensors)
+    if broken:
+        raise UserInputError(
+            f"not saving {directory}: {len(broken)} tensors hold NaN or infinite values "
+            f"(e.g. {', '.join(broken[:3])}); the training diverged, lower the learning rate"
+        )
     with atomic_path(directory / WEIGHTS_FILE, ".safetensors") as weights:
         save_file(tensors, str(weights), metadata={"format": "pt"})
     for name, text in files.items():
         write_text_atomic(directory / name, text)
     record = {"format": FORMAT, "version": VERSION, **config}
     write_text_atomic(directory / CONFIG_FILE, json.dumps(record, indent=2) + "\n")
+
+
+def non_finite_tensors(tensors: Mapping[str, torch.Tensor]) -> list[str]:
+    """Names of the floating-point tensors that hold a NaN or an infinity."""
+    return [
+        name
+        for name, tensor in tensors.items()
+        if tensor.is_floating_point() and not bool(torch.isfinite(tensor).all())
+    ]
 
 
 def read_config(directory: str | os.PathLike) -> dict:
@@ -90,4 +110,12 @@ def load_weights(directory: str | os.PathLike, module: torch.nn.Module) -> None:
             if items
         ]
         raise UserInputError(f"{path} does not match {CONFIG_FILE}: {'; '.join(problems)}")
+    broken = non_finite_tensors(tensors)
+    if broken:
+        logger.warning(
+            "%s holds NaN or infinite values in %d tensors (e.g. %s); its outputs will be too",
+            path,
+            len(broken),
+            ", ".join(broken[:3]),
+        )
     module.load_state_dict(tensors)

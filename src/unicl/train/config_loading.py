@@ -25,7 +25,14 @@ def apply_override(raw: dict[str, Any], assignment: str) -> None:
     parts = dotted.strip().split(".")
     if not all(parts):
         raise UserInputError(f"--set key {dotted!r} is not a dotted key such as optim.lr")
-    value = yaml.safe_load(text)
+    try:
+        value = yaml.safe_load(text)
+    except yaml.YAMLError as error:
+        problem = getattr(error, "problem", None) or "not valid YAML"
+        raise UserInputError(
+            f"--set {dotted}: the value {text!r} is {problem}; quote strings that hold YAML "
+            "symbols, e.g. --set 'key=\"[a\"'"
+        ) from None
     node: Any = raw
     for depth, part in enumerate(parts[:-1]):
         where = ".".join(parts[: depth + 1])
