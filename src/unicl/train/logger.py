@@ -6,6 +6,8 @@ from __future__ import annotations
 
 import json
 import math
+import sys
+import time
 from pathlib import Path
 from typing import Any
 
@@ -68,32 +70,65 @@ def read_metrics(path: Path) -> list[dict[str, Any]]:
 
 
 class Progress:
-    """A tqdm bar over optimiser steps showing samples/s, loss, lr and logit scale (tqdm adds the
-    ETA); silent when disabled."""
+    """Progress over optimiser steps with samples/s, loss, lr and logit scale.
 
-    def __init__(self, total: int, initial: int, enabled: bool) -> None:
+    On a terminal: a tqdm bar (tqdm adds the ETA). When stderr is not a terminal (a log file, a
+    batch job): one plain line per logging window instead of a bar's carriage returns. Silent
+    when disabled.
+    """
+
+    def __init__(
+        self, total: int, initial: int, enabled: bool, interactive: bool | None = None
+    ) -> None:
+        interactive = sys.stderr.isatty() if interactive is None else interactive
+        self.total, self.step, self._initial = total, initial, initial
+        self._started = time.monotonic()
+        self._lines = enabled and not interactive
         self._bar = tqdm(
-            total=total, initial=initial, disable=not enabled, unit="step", dynamic_ncols=True
+            total=total,
+            initial=initial,
+            disable=not enabled or not interactive,
+            unit="step",
+            dynamic_ncols=True,
         )
 
     def update(self, steps: int) -> None:
+        self.step += steps
         self._bar.update(steps)
 
     def show(self, record: dict[str, Any]) -> None:
-        """Put a training record's numbers beside the bar."""
+        """Put a training record's numbers beside the bar, or print them as one line."""
         loss = record.get("loss")
-        self._bar.set_postfix(
-            {
-                "samples/s": f"{record['samples_per_s']:.0f}",
-                "loss": "nan" if loss is None or math.isnan(loss) else f"{loss:.4f}",
-                "lr": f"{record['lr']:.2e}",
-                "scale": f"{record['logit_scale']:.1f}",
-            },
-            refresh=False,
-        )
+        numbers = {
+            "samples/s": f"{record['samples_per_s']:.0f}",
+            "loss": "nan" if loss is None or math.isnan(loss) else f"{loss:.4f}",
+            "lr": f"{record['lr']:.2e}",
+            "scale": f"{record['logit_scale']:.1f}",
+        }
+        if self._lines:
+            done = self.step - self._initial
+            left = (time.monotonic() - self._started) / max(done, 1) * (self.total - self.step)
+            shown = " ".join(f"{name} {value}" for name, value in numbers.items())
+            print(
+                f"step {self.step}/{self.total} ({self.step / max(self.total, 1):.0%}) {shown} "
+                f"eta {_duration(left)}",
+                file=sys.stderr,
+                flush=True,
+            )
+        self._bar.set_postfix(numbers, refresh=False)
 
     def write(self, message: str) -> None:
         self._bar.write(message)
 
     def close(self) -> None:
         self._bar.close()
+
+
+def _duration(seconds: float) -> str:
+    """`1h02m`, `3m05s` or `42s`."""
+    seconds = int(seconds)
+    if seconds >= 3600:
+        return f"{seconds // 3600}h{seconds % 3600 // 60:02d}m"
+    if seconds >= 60:
+        return f"{seconds // 60}m{seconds % 60:02d}s"
+    return f"{seconds}s"
