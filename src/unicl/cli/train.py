@@ -7,6 +7,7 @@ rank 0 prints and writes.
 from __future__ import annotations
 
 import argparse
+import shlex
 import signal
 import sys
 
@@ -46,6 +47,11 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.set_defaults(func=run)
 
 
+def _same_run(args: argparse.Namespace) -> list[str]:
+    """The config and its overrides as given, so that the hint names this very run."""
+    return [str(args.config), *(part for value in args.overrides for part in ("--set", value))]
+
+
 def run(args: argparse.Namespace) -> int:
     config = load_training_config(args.config, args.overrides)
     if args.print_config:
@@ -61,7 +67,7 @@ def run(args: argparse.Namespace) -> int:
             name = signal.Signals(result.stopped_by).name if result.stopped_by > 0 else "a signal"
             print(
                 f"unicl: stopped by {name} at step {result.step}; checkpoint {result.checkpoint}\n"
-                f"continue with: unicl train {args.config} --resume latest",
+                f"continue with: unicl train {shlex.join(_same_run(args))} --resume latest",
                 file=sys.stderr,
             )
         return 128 + max(result.stopped_by, 0)

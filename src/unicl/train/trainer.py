@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import os
 import random
+import sys
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -22,13 +23,13 @@ from unicl.data import Batch, BatchAugment, UnifiedStream
 from unicl.errors import UserInputError
 from unicl.files import write_text_atomic
 from unicl.models import create_model, load
-from unicl.train.checkpoint import list_checkpoints, load_checkpoint, resolve_resume
+from unicl.train.checkpoint import load_checkpoint
 from unicl.train.config import TrainConfig, config_to_yaml
 from unicl.train.launch import ProcessContext, close_process, init_process
-from unicl.train.logger import METRICS_FILE
 from unicl.train.loop import run_loop
 from unicl.train.periodic_eval import evaluate_run
 from unicl.train.report import write_report
+from unicl.train.run_dir import RUN_CONFIG, start_point
 from unicl.train.signals import StopRequest
 from unicl.train.state import TrainingState, build_state
 
@@ -88,15 +89,16 @@ def build_run(
 
 
 def _train(config: TrainConfig, context: ProcessContext, resume: str | None) -> TrainResult:
-    checkpoint = resolve_resume(resume, config.output_dir) if resume is not None else None
-    if checkpoint is None:
-        _refuse_to_overwrite(config.output_dir)
+    checkpoint, notes = start_point(config, resume)
+    if context.is_main:
+        for note in notes:
+            print(f"unicl: {note}", file=sys.stderr, flush=True)
     state, batches, augment = build_run(config, context)
     if checkpoint is not None:
         state.load_state_dict(load_checkpoint(checkpoint))
     if context.is_main:
         config.output_dir.mkdir(parents=True, exist_ok=True)
-        write_text_atomic(config.output_dir / "config.yaml", config_to_yaml(config))
+        write_text_atomic(config.output_dir / RUN_CONFIG, config_to_yaml(config))
     try:
         with StopRequest() as stop:
             result = run_loop(state, batches, augment, evaluate_run, stop)
@@ -117,15 +119,6 @@ def _train(config: TrainConfig, context: ProcessContext, resume: str | None) -> 
         evaluation=result.evaluation,
         last_record=result.last_record,
     )
-
-
-def _refuse_to_overwrite(output_dir: Path) -> None:
-    """A new run never overwrites another run's checkpoints or metrics."""
-    if list_checkpoints(output_dir) or (output_dir / METRICS_FILE).exists():
-        raise UserInputError(
-            f"run.output_dir {str(output_dir)!r} already holds a run; continue it with "
-            "--resume latest, or start a new one elsewhere (--set run.output_dir=...)"
-        )
 
 
 def _create_model(config: TrainConfig) -> torch.nn.Module:
