@@ -28,12 +28,12 @@ def atomic_path(path: str | os.PathLike, suffix: str = ".tmp") -> Iterator[Path]
     path.parent.mkdir(parents=True, exist_ok=True)
     handle, name = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=suffix)
     os.close(handle)
-    os.chmod(name, 0o644)
     temporary = Path(name)
     try:
         yield temporary
         with temporary.open("rb+") as written:
             os.fsync(written.fileno())
+        os.chmod(temporary, 0o644)  # after writing: some writers replace the file with a 0600 one
         os.replace(temporary, path)
     finally:
         temporary.unlink(missing_ok=True)

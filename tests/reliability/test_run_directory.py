@@ -88,3 +88,20 @@ def test_the_continue_hint_keeps_the_overrides(tmp_path):
     assert process.returncode == 130
     hint = next(line for line in err.splitlines() if line.startswith("continue with: "))
     assert f"--set 'run.output_dir={run}'" in hint and hint.endswith("--resume latest")
+
+
+def test_a_damaged_newest_checkpoint_falls_back_and_partial_files_are_removed(tmp_path):
+    run = tmp_path / "run"
+    first = _train(run, "--set", "schedule.steps=4", "--set", "checkpoint.every_steps=2")
+    assert first.status == 0, first.stderr
+    folder = run / "checkpoints"
+    older, newest = sorted(folder.glob("step_*.pt"))
+    newest.write_bytes(newest.read_bytes()[:1000])  # damaged after it was written
+    (folder / ".step_00000006.pt.abc123.tmp").write_bytes(b"\0" * 4096)  # a killed write
+    resumed = _train(run, "--set", "schedule.steps=6", "--resume", "latest")
+    assert resumed.status == 0, resumed.stderr
+    assert f"skipping unreadable checkpoint {newest.name}" in resumed.stderr
+    assert "removed 1 partly written checkpoint files" in resumed.stderr
+    assert not list(folder.glob(".*.tmp"))
+    assert (folder / "step_00000006.pt").is_file() and older.name == "step_00000002.pt"
+    assert oct((run / "model" / "model.safetensors").stat().st_mode & 0o777) == "0o644"

@@ -32,6 +32,32 @@ def list_checkpoints(output_dir: str | Path) -> list[Path]:
     return sorted(found, key=lambda p: int(_NAME.match(p.name).group(1)))
 
 
+def remove_partial_checkpoints(output_dir: str | Path) -> list[Path]:
+    """Delete the temporary files of checkpoints whose writing was killed (`.step_*.pt.*.tmp`);
+    returns them. Complete checkpoints are never touched."""
+    folder = checkpoint_dir(output_dir)
+    partial = sorted(folder.glob(".step_*.pt.*.tmp")) if folder.is_dir() else []
+    for path in partial:
+        path.unlink(missing_ok=True)
+    return partial
+
+
+def load_newest_intact(paths: list[Path]) -> tuple[Path, dict[str, Any], list[str]]:
+    """The newest of `paths` (oldest first) that reads as a checkpoint, its contents, and a note
+    for each newer one that did not (e.g. a file damaged after it was written)."""
+    notes = []
+    for path in reversed(paths):
+        try:
+            return path, load_checkpoint(path), notes
+        except UserInputError as error:
+            if len(paths) == 1:
+                raise
+            notes.append(f"skipping unreadable checkpoint {path.name} ({error})")
+    raise UserInputError(
+        f"no readable checkpoint among {', '.join(p.name for p in paths)}; start a new run"
+    )
+
+
 def save_checkpoint(
     state: dict[str, Any], output_dir: str | Path, step: int, keep_last: int
 ) -> Path:

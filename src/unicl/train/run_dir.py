@@ -23,9 +23,10 @@ RUN_CONFIG = "config.yaml"
 RESUMABLE_CHANGES = ("logging.", "evaluation.", "checkpoint.", "run.device", "run.threads")
 
 
-def start_point(config: TrainConfig, resume: str | None) -> tuple[Path | None, list[str]]:
-    """The checkpoint to resume from (None for a run that starts at step 0), and notes for the
-    user about what resuming changed.
+def start_point(config: TrainConfig, resume: str | None) -> tuple[list[Path], list[str]]:
+    """The checkpoints to resume from, newest last (`--resume latest`: every complete one, so a
+    damaged newest one can fall back to an older one; `--resume PATH`: that file; none for a run
+    that starts at step 0), and notes for the user about what resuming changed.
 
     Without `resume` the output directory must be new or empty. With `--resume latest` in a run
     directory that has no checkpoint yet (stopped before the first one), the run starts again
@@ -38,13 +39,14 @@ def start_point(config: TrainConfig, resume: str | None) -> tuple[Path | None, l
         )
     if resume is None:
         _refuse_used_folder(output_dir)
-        return None, []
+        return [], []
     saved = _saved_config(output_dir)
     notes = [] if saved is None else _resumable_changes(saved, config, output_dir)
     if resume == "latest" and saved is not None and not list_checkpoints(output_dir):
         notes.append(f"{output_dir} has no checkpoint yet; starting its run again from step 0")
-        return None, notes
-    return resolve_resume(resume, output_dir), notes
+        return [], notes
+    newest = resolve_resume(resume, output_dir)
+    return (list_checkpoints(output_dir) if resume == "latest" else [newest]), notes
 
 
 def _refuse_used_folder(output_dir: Path) -> None:

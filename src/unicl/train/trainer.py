@@ -23,7 +23,7 @@ from unicl.data import Batch, BatchAugment, UnifiedStream
 from unicl.errors import UserInputError
 from unicl.files import write_text_atomic
 from unicl.models import create_model, load
-from unicl.train.checkpoint import load_checkpoint
+from unicl.train.checkpoint import load_newest_intact, remove_partial_checkpoints
 from unicl.train.config import TrainConfig, config_to_yaml
 from unicl.train.launch import ProcessContext, close_process, init_process
 from unicl.train.loop import run_loop
@@ -89,13 +89,18 @@ def build_run(
 
 
 def _train(config: TrainConfig, context: ProcessContext, resume: str | None) -> TrainResult:
-    checkpoint, notes = start_point(config, resume)
+    checkpoints, notes = start_point(config, resume)
+    partial = remove_partial_checkpoints(config.output_dir) if context.is_main else []
+    if partial:
+        notes.append(f"removed {len(partial)} partly written checkpoint files of a killed run")
+    state, batches, augment = build_run(config, context)
+    if checkpoints:
+        _, payload, skipped = load_newest_intact(checkpoints)
+        notes += skipped
+        state.load_state_dict(payload)
     if context.is_main:
         for note in notes:
             print(f"unicl: {note}", file=sys.stderr, flush=True)
-    state, batches, augment = build_run(config, context)
-    if checkpoint is not None:
-        state.load_state_dict(load_checkpoint(checkpoint))
     if context.is_main:
         config.output_dir.mkdir(parents=True, exist_ok=True)
         write_text_atomic(config.output_dir / RUN_CONFIG, config_to_yaml(config))
