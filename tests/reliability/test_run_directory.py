@@ -105,3 +105,27 @@ def test_a_damaged_newest_checkpoint_falls_back_and_partial_files_are_removed(tm
     assert not list(folder.glob(".*.tmp"))
     assert (folder / "step_00000006.pt").is_file() and older.name == "step_00000002.pt"
     assert oct((run / "model" / "model.safetensors").stat().st_mode & 0o777) == "0o644"
+
+
+def test_a_killed_data_worker_is_one_line_and_an_unwritable_folder_is_named(tmp_path):
+    run = tmp_path / "run"
+    command = [sys.executable, "-m", "unicl", "train", "configs/demo.yaml", *QUICK,
+               "--set", "data.num_workers=1", "--set", f"run.output_dir={run}",
+               "--set", "schedule.steps=1000"]  # fmt: skip
+    process = subprocess.Popen(
+        command, stderr=subprocess.PIPE, text=True, env={**os.environ, "OMP_NUM_THREADS": "1"}
+    )
+    deadline = time.monotonic() + 120
+    while not (run / "metrics.jsonl").exists() and time.monotonic() < deadline:
+        time.sleep(0.2)
+    workers = subprocess.run(["pgrep", "-P", str(process.pid)], capture_output=True, text=True)
+    for pid in workers.stdout.split():
+        os.kill(int(pid), signal.SIGKILL)
+    _, err = process.communicate(timeout=120)
+    assert process.returncode == 2, err
+    last = err.splitlines()[-1]
+    assert last.startswith("unicl: error: a data worker process died") and "--resume" in last
+
+    refused = _train("/proc/unicl-run", "--set", "schedule.steps=2")
+    assert refused.status == 2
+    assert "cannot write /proc/unicl-run/config.yaml" in refused.error_line

@@ -14,6 +14,7 @@ reads); image-label samples get a prompt drawn from their source's templates at 
 
 from __future__ import annotations
 
+import contextlib
 import logging
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
@@ -43,6 +44,24 @@ class _WorkerFailure:
     one-line message (raising in a worker would reach the user as a multi-line traceback)."""
 
     message: str
+
+
+@contextlib.contextmanager
+def worker_death_as_error() -> Iterator[None]:
+    """Turn the death of a DataLoader worker (killed, out of memory) into a one-line error.
+
+    PyTorch reports it as a multi-line `RuntimeError`, either from the loader or from its SIGCHLD
+    handler anywhere in the main process (mid-forward), so wrap the whole loop that reads."""
+    try:
+        yield
+    except RuntimeError as error:
+        if "DataLoader worker" not in str(error):
+            raise
+        raise UserInputError(
+            f"a data worker process died ({str(error).splitlines()[0].rstrip('. ')}): killed, or "
+            "out of memory; lower data.num_workers or data.batch_size and resume with "
+            "--resume latest"
+        ) from None
 
 
 class _EpochReader(IterableDataset):
@@ -194,6 +213,15 @@ class UnifiedStream:
             persistent_workers=False,
             generator=self._loader_generator(),
         )
+        with worker_death_as_error():
+            yield from self._checked(loader)
+        self.bad_data.check(final=True)
+        logger.info("epoch %d, rank %d: %s", self.epoch, self.rank, self.bad_data.summary())
+        self.last_epoch_bad = self.bad_data
+        self.set_epoch(self.epoch + 1)
+
+    def _checked(self, loader: DataLoader) -> Iterator[Batch]:
+        """The loader's batches, each counted against the bad-data threshold."""
         for batch in loader:
             if isinstance(batch, _WorkerFailure):
                 raise UserInputError(batch.message)
@@ -203,10 +231,6 @@ class UnifiedStream:
             self._done += 1
             self.bad_data.check()
             yield batch
-        self.bad_data.check(final=True)
-        logger.info("epoch %d, rank %d: %s", self.epoch, self.rank, self.bad_data.summary())
-        self.last_epoch_bad = self.bad_data
-        self.set_epoch(self.epoch + 1)
 
     def _consumer_batches(
         self, epoch: int, local: int, start: int, count: int

@@ -67,7 +67,12 @@ def save_checkpoint(
     folder.mkdir(parents=True, exist_ok=True)
     path = folder / f"step_{step:08d}.pt"
     with atomic_path(path) as temporary:
-        torch.save(state, temporary)
+        try:
+            torch.save(state, temporary)
+        except RuntimeError as error:
+            if "inline_container" not in str(error):  # torch's archive writer: a failed write
+                raise
+            raise OSError(f"torch.save failed ({str(error).splitlines()[0]})") from None
     for old in list_checkpoints(output_dir)[:-keep_last]:
         old.unlink()
     return path

@@ -20,6 +20,7 @@ import numpy as np
 import torch
 
 from unicl.data import Batch, BatchAugment, UnifiedStream
+from unicl.data.stream import worker_death_as_error
 from unicl.errors import UserInputError
 from unicl.files import write_text_atomic
 from unicl.models import create_model, load
@@ -102,10 +103,9 @@ def _train(config: TrainConfig, context: ProcessContext, resume: str | None) -> 
         for note in notes:
             print(f"unicl: {note}", file=sys.stderr, flush=True)
     if context.is_main:
-        config.output_dir.mkdir(parents=True, exist_ok=True)
         write_text_atomic(config.output_dir / RUN_CONFIG, config_to_yaml(config))
     try:
-        with StopRequest() as stop:
+        with StopRequest() as stop, worker_death_as_error():
             result = run_loop(state, batches, augment, evaluate_run, stop)
     finally:
         batches.close()
