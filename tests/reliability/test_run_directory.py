@@ -3,6 +3,7 @@ its first checkpoint can be resumed, and a resume refuses a config that makes it
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import subprocess
@@ -105,6 +106,9 @@ def test_a_damaged_newest_checkpoint_falls_back_and_partial_files_are_removed(tm
     assert not list(folder.glob(".*.tmp"))
     assert (folder / "step_00000006.pt").is_file() and older.name == "step_00000002.pt"
     assert oct((run / "model" / "model.safetensors").stat().st_mode & 0o777) == "0o644"
+    records = [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines()]
+    last = [r for r in records if r["kind"] == "train"][-1]
+    assert (last["step"], last["window_steps"]) == (6, 4)  # resumed at step 2: a 4-step window
 
 
 def test_a_killed_data_worker_is_one_line_and_an_unwritable_folder_is_named(tmp_path):

@@ -21,8 +21,10 @@ METRICS_FILE = "metrics.jsonl"
 class MetricsSink:
     """Appends records to `<output_dir>/metrics.jsonl` and mirrors numbers to TensorBoard.
 
-    A training record: `{"kind": "train", "step", "samples", "loss", "lr", "logit_scale",
-    "samples_per_s", "grad_norm", "skipped_steps", "time_s"}`; an evaluation record:
+    A training record: `{"kind": "train", "step", "samples", "loss", "window_steps", "lr",
+    "logit_scale", "samples_per_s", "grad_norm", "skipped_steps", "time_s"}` (`loss` is the mean
+    over the `window_steps` steps since the previous record: fewer than `logging.every_steps` in
+    the first window after a resume that did not start on a logging step); an evaluation record:
     `{"kind": "eval", "step", <metric>: value, ...}`. A resumed run first drops the records
     after the step it resumes from, so the file describes one run without repeats.
     """

@@ -198,6 +198,7 @@ def _train_record(
         "step": counters.step,
         "samples": counters.samples,
         "loss": loss,
+        "window_steps": steps,
         "lr": lr,
         "logit_scale": float(state.objective.model.logit_scale.detach().exp()),
         "samples_per_s": steps * state.global_batch / max(seconds, 1e-9),
