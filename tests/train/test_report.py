@@ -52,3 +52,23 @@ def test_report_has_summary_final_evaluation_plots_and_config(tmp_path):
     for plot in ("loss", "lr", "logit_scale", "eval"):
         assert f"({plot}.png)" in text
         assert (tmp_path / f"{plot}.png").read_bytes()[:4] == b"\x89PNG"
+
+
+def test_report_describes_the_real_streams_data_and_skips_a_one_point_curve(tmp_path):
+    from unicl.data import UnifiedStream
+
+    stream = UnifiedStream(
+        ["data/demo/fashion-mnist", "data/demo/emoji/train-{000000..000003}.tar"],
+        batch_size=64,
+        image_size=28,
+        balance=False,
+    )
+    sink = MetricsSink(tmp_path, enabled=True, tensorboard=False)
+    sink.write(_train_record(1, 1.0))
+    sink.write({"kind": "eval", "step": 1, "fm/zeroshot_top1": 0.5})
+    text = write_report(tmp_path, {"steps": 1}, "", data=stream.describe()).read_text()
+    assert "| idx source 'data/demo/fashion-mnist' | image-label | 8000 | 8000 |" in text
+    assert "| image-text | 1000 | 1000 |" in text
+    assert "Image-text pairs are 11.1% of an epoch" in text and "10 classes: t-shirt or top" in text
+    assert "(eval.png)" not in text and not (tmp_path / "eval.png").exists()
+    assert text.count("fm/zeroshot_top1") == 1

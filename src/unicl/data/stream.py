@@ -153,6 +153,29 @@ class UnifiedStream:
         self._positions = [0] * self.local_consumers
         self._done = 0
 
+    def describe(self) -> dict:
+        """What the stream mixes: per source its kind, modality, size and samples per epoch; the
+        image-text share of an epoch (and so of an average batch); the unified classes."""
+        per_epoch = sum(self.quotas)
+        text = sum(
+            quota
+            for source, quota in zip(self.sources, self.quotas, strict=True)
+            if source.modality == Modality.IMAGE_TEXT
+        )
+        return {
+            "sources": [
+                {
+                    "source": source.describe(),
+                    "modality": str(source.modality),
+                    "samples": len(source),
+                    "per_epoch": int(quota),
+                }
+                for source, quota in zip(self.sources, self.quotas, strict=True)
+            ],
+            "image_text_share": text / max(per_epoch, 1),
+            "classes": list(self.class_names),
+        }
+
     def __len__(self) -> int:
         """Batches per epoch on this rank (the same on every rank)."""
         return self.batches_per_consumer * self.local_consumers

@@ -19,10 +19,13 @@ REPORT_FILE = "report.md"
 _TRAIN_PLOTS = (("loss", "training loss"), ("lr", "learning rate"), ("logit_scale", "logit scale"))
 
 
-def write_report(output_dir: Path, summary: dict[str, Any], config_yaml: str) -> Path:
+def write_report(
+    output_dir: Path, summary: dict[str, Any], config_yaml: str, data: dict[str, Any] | None = None
+) -> Path:
     """Write `report.md` and its plots under `output_dir` from its `metrics.jsonl`.
 
-    `summary` holds the run's headline numbers (name -> value), printed as a table in order.
+    `summary` holds the run's headline numbers (name -> value), printed as a table in order;
+    `data` is the stream's description (`UnifiedStream.describe()`).
     """
     output_dir = Path(output_dir)
     records = read_metrics(output_dir / METRICS_FILE)
@@ -35,12 +38,15 @@ def write_report(output_dir: Path, summary: dict[str, Any], config_yaml: str) ->
         lines += ["", f"## Evaluation at step {final['step']}", "", "| metric | value |"]
         lines += ["| --- | --- |"]
         lines += [f"| {k} | {_format(v)} |" for k, v in final.items() if k not in ("kind", "step")]
+    if data is not None:
+        lines += _data_section(data)
     lines += ["", "## Curves", ""]
     for key, title in _TRAIN_PLOTS:
         if _plot(train, [key], title, output_dir / f"{key}.png"):
             lines.append(f"![{title}]({key}.png)")
     metric_names = sorted({k for r in evals for k in r if k not in ("kind", "step")})
-    if _plot(evals, metric_names, "evaluation", output_dir / "eval.png"):
+    # one evaluation is the table above; a curve needs two points
+    if len(evals) > 1 and _plot(evals, metric_names, "evaluation", output_dir / "eval.png"):
         lines.append("![evaluation](eval.png)")
     for confusion in sorted(output_dir.glob("confusion_*.png")):
         lines.append(f"![{confusion.stem}]({confusion.name})")
@@ -48,6 +54,28 @@ def write_report(output_dir: Path, summary: dict[str, Any], config_yaml: str) ->
     path = output_dir / REPORT_FILE
     write_text_atomic(path, "\n".join(lines))
     return path
+
+
+def _data_section(data: dict[str, Any]) -> list[str]:
+    lines = [
+        "",
+        "## Data",
+        "",
+        "| source | modality | samples | per epoch |",
+        "| --- | --- | --- | --- |",
+    ]
+    lines += [
+        f"| {s['source']} | {s['modality']} | {s['samples']} | {s['per_epoch']} |"
+        for s in data["sources"]
+    ]
+    classes = data["classes"]
+    shown = ", ".join(classes[:12]) + (", ..." if len(classes) > 12 else "")
+    lines += [
+        "",
+        f"Image-text pairs are {data['image_text_share']:.1%} of an epoch, and so of an average "
+        f"batch. {len(classes)} classes" + (f": {shown}." if classes else "."),
+    ]
+    return lines
 
 
 def _plot(records: list[dict[str, Any]], keys: list[str], title: str, path: Path) -> bool:

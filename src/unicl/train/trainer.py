@@ -113,7 +113,12 @@ def _train(config: TrainConfig, context: ProcessContext, resume: str | None) -> 
     if context.is_main and result.stopped_by is None:
         model_dir = config.output_dir / MODEL_DIR
         state.model.save_pretrained(model_dir)
-        report = write_report(config.output_dir, _summary(state, result), config_to_yaml(config))
+        report = write_report(
+            config.output_dir,
+            _summary(state, result),
+            config_to_yaml(config),
+            data=state.stream.describe(),
+        )
     return TrainResult(
         output_dir=config.output_dir,
         step=result.step,
@@ -189,5 +194,4 @@ def _summary(state: TrainingState, result) -> dict[str, Any]:
         "throughput (samples/s)": counters.samples / max(counters.elapsed_s, 1e-9),
         "trained model": str(config.output_dir / MODEL_DIR),
     }
-    summary.update({f"eval {k}": v for k, v in result.evaluation.items()})
     return summary
