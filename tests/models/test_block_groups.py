@@ -135,11 +135,9 @@ class ToyTower(ImageTower):
 def test_a_family_without_layer_groups_is_one_group_locked_or_trained_as_a_whole():
     tower = ToyTower()
     assert tower.layer_groups() == [[name for name, _ in tower.named_parameters()]]
-    assert tower.lock(unlocked_groups=1) == []
+    tower.lock(unlocked_groups=1)
     assert all(p.requires_grad for p in tower.parameters())
-    assert tower.lock(unlocked_groups=0, freeze_bn_stats=True) == sorted(
-        name for name, _ in tower.named_parameters()
-    )
+    tower.lock(unlocked_groups=0, freeze_bn_stats=True)
     assert not any(p.requires_grad for p in tower.parameters())
     assert tower.train().frozen_norms == ("bn",) and not tower.bn.training
 
@@ -153,9 +151,8 @@ def test_a_parameter_outside_every_group_is_named():
 
 def test_lock_freezes_all_but_the_last_groups_and_their_batchnorm_statistics():
     tower = image_tower("resnet")  # stem, stages.0.0, stages.1.0
-    locked = tower.lock(unlocked_groups=1, freeze_bn_stats=True)
+    tower.lock(unlocked_groups=1, freeze_bn_stats=True)
     groups = tower.layer_groups()
-    assert locked == sorted(groups[0] + groups[1])
     trainable = {name for name, p in tower.named_parameters() if p.requires_grad}
     assert trainable == set(groups[2])
     norms = {n: m for n, m in tower.named_modules() if isinstance(m, nn.BatchNorm2d)}

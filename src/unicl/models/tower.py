@@ -112,13 +112,12 @@ class Tower(nn.Module, abc.ABC):
             result[index].append(name)
         return result
 
-    def lock(self, unlocked_groups: int = 0, freeze_bn_stats: bool = False) -> list[str]:
+    def lock(self, unlocked_groups: int = 0, freeze_bn_stats: bool = False) -> None:
         """Freeze all `layer_groups()` but the last `unlocked_groups` (0: the whole tower), as
         LiT (Zhai et al. 2022) and OpenCLIP's `lock_image_tower` do: their parameters get
         `requires_grad=False`. With `freeze_bn_stats`, every BatchNorm layer whose parameters are
         all locked (one without parameters: when the whole tower is) stays in eval mode through
-        `train()`, so it normalises with its running statistics and never updates them. Returns
-        the locked parameter names."""
+        `train()`, so it normalises with its running statistics and never updates them."""
         groups = self.layer_groups()
         if not 0 <= unlocked_groups <= len(groups):
             raise ValueError(
@@ -135,7 +134,6 @@ class Tower(nn.Module, abc.ABC):
                 and _all_locked(module, prefix, locked, whole=unlocked_groups == 0)
             )
             self.train(self.training)
-        return sorted(locked)
 
     def train(self, mode: bool = True) -> Tower:
         """Set the training mode; the BatchNorm layers frozen by `lock` stay in eval mode."""

@@ -21,11 +21,11 @@ from __future__ import annotations
 import dataclasses
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 import yaml
 
-from unicl.config_checks import build_dataclass
+from unicl.config_checks import Range, build_dataclass
 from unicl.data.readers import parse_source
 from unicl.errors import UserInputError
 from unicl.train.config_loading import apply_override
@@ -38,17 +38,36 @@ def _require(condition: bool, key: str, value: Any, expected: str) -> None:
 
 
 @dataclass
+class LockConfig:
+    """`model.lock_image` / `model.lock_text`: lock a tower as LiT does (Zhai et al. 2022).
+
+    The tower's layer groups (`Tower.layer_groups()`: stem or embeddings, each block, final norm)
+    are frozen (`requires_grad=False`, left out of the optimiser) except the last
+    `unlocked_groups` (0: the whole tower). `freeze_bn_stats` keeps the BatchNorm layers of the
+    locked groups in eval mode: they normalise with their running statistics and never update
+    them. `projection` also locks the tower's projection into the shared space (keep it trainable
+    when it is new, as with towers taken from other models)."""
+
+    unlocked_groups: Annotated[int, Range(0, 4096)] = 0
+    freeze_bn_stats: bool = True
+    projection: bool = False
+
+
+@dataclass
 class ModelSection:
     """The `model:` section (the model itself is a `unicl.models.config.ModelConfig`).
 
     `name`: a registered model name (`unicl.models.list_models()`), a model config file or a
     saved model directory (fine-tuning); `overrides`: keys passed to `create_model` for a new
     model (e.g. `{vision: {drop_path: 0.2}}`); `grad_checkpointing` recomputes the encoder blocks
-    in the backward pass (less activation memory, about a third more compute)."""
+    in the backward pass (less activation memory, about a third more compute); `lock_image`,
+    `lock_text`: a `LockConfig` mapping locking that tower (`{}`: all of it), null: train it."""
 
     name: str = "unicl-tiny"
     overrides: dict[str, Any] = field(default_factory=dict)
     grad_checkpointing: bool = False
+    lock_image: LockConfig | None = None
+    lock_text: LockConfig | None = None
 
 
 @dataclass

@@ -182,6 +182,9 @@ def _summary(state: TrainingState, result) -> dict[str, Any]:
         "samples seen": counters.samples,
         "global batch": state.global_batch,
         "processes": state.context.world_size,
+        "trained parameters": sum(
+            p.numel() for p in state.objective.parameters() if p.requires_grad
+        ),
         "peak learning rate": max(state.scheduler.base_lrs),
         "precision": config.run.precision,
         "final loss": record.get("loss"),
