@@ -145,7 +145,12 @@ class OptimConfig:
     """AdamW. The learning rate used is `lr * global_batch / reference_batch` (linear scaling
     rule; `reference_batch: null` uses `lr` as given). No weight decay on norms, biases,
     embeddings and the logit scale. `grad_clip` is a max global L2 norm (null: no clipping);
-    `ema_decay` keeps an exponential moving average of the weights (null: none)."""
+    `ema_decay` keeps an exponential moving average of the weights (null: none).
+
+    Fine-tuning rates (`unicl.train.optim.lr_scales`): layer group `g` of a tower of `G` groups
+    trains at `rate * layer_decay ** (G - 1 - g)` (layer-wise decay; 1: every layer at the full
+    rate), every parameter outside the towers (projections, logit scale, an objective's head) at
+    `rate * head_lr_scale`."""
 
     lr: float = 5.0e-4
     reference_batch: int | None = 512
@@ -154,9 +159,13 @@ class OptimConfig:
     eps: float = 1.0e-8
     grad_clip: float | None = 5.0
     ema_decay: float | None = None
+    layer_decay: float = 1.0
+    head_lr_scale: float = 1.0
 
     def validate(self) -> None:
         _require(self.lr > 0, "optim.lr", self.lr, "> 0")
+        _require(0 < self.layer_decay <= 1, "optim.layer_decay", self.layer_decay, "in (0, 1]")
+        _require(self.head_lr_scale > 0, "optim.head_lr_scale", self.head_lr_scale, "> 0")
         if self.reference_batch is not None:
             _require(self.reference_batch > 0, "optim.reference_batch", self.reference_batch, "> 0")
         _require(self.weight_decay >= 0, "optim.weight_decay", self.weight_decay, ">= 0")

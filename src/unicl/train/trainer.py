@@ -27,6 +27,7 @@ from unicl.train.config import TrainConfig, config_to_yaml
 from unicl.train.launch import ProcessContext, close_process, init_process
 from unicl.train.logger import METRICS_FILE
 from unicl.train.loop import run_loop
+from unicl.train.optim import base_lr
 from unicl.train.periodic_eval import evaluate_run
 from unicl.train.report import write_report
 from unicl.train.signals import StopRequest
@@ -185,7 +186,7 @@ def _summary(state: TrainingState, result) -> dict[str, Any]:
         "trained parameters": sum(
             p.numel() for p in state.objective.parameters() if p.requires_grad
         ),
-        "peak learning rate": max(state.scheduler.base_lrs),
+        "peak learning rate": base_lr(state.optimizer, "initial_lr"),
         "precision": config.run.precision,
         "final loss": record.get("loss"),
         "final logit scale": record.get("logit_scale"),
