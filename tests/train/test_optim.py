@@ -246,3 +246,13 @@ def test_rate_keys_are_checked():
         OptimConfig(layer_decay=1.5).validate()
     with pytest.raises(UserInputError, match=r"'optim.head_lr_scale' is 0; it must be > 0"):
         OptimConfig(head_lr_scale=0).validate()
+
+
+def test_checkpoints_written_before_rate_scales_resume_at_scale_one():
+    model = create_model("unicl-tiny")
+    saved = build_optimizer(model, OptimConfig(), lr=1e-3).state_dict()
+    for group in saved["param_groups"]:
+        del group["lr_scale"]  # as the optimiser of an older checkpoint wrote them
+    optimizer = build_optimizer(model, OptimConfig(), lr=1e-3)
+    optimizer.load_state_dict(saved)
+    assert base_lr(optimizer) == 1e-3

@@ -93,10 +93,11 @@ def build_optimizer(module: nn.Module, config: OptimConfig, lr: float) -> torch.
 
 
 def base_lr(optimizer: torch.optim.Optimizer, key: str = "lr") -> float:
-    """The rate of a parameter at scale 1 (every group's rate is this times its `lr_scale`):
-    the current one, or with `key="initial_lr"` the peak that the schedule scales."""
+    """The rate of a parameter at scale 1 (every group's rate is this times its `lr_scale`, 1 in
+    checkpoints written before scales existed): the current one, or with `key="initial_lr"` the
+    peak that the schedule scales."""
     group = optimizer.param_groups[0]
-    return group[key] / group["lr_scale"]
+    return group[key] / group.get("lr_scale", 1.0)
 
 
 def lr_factor(step: int, config: ScheduleConfig) -> float:
