@@ -6,6 +6,7 @@ import pytest
 import torch
 from torch import nn
 
+from tests.models.test_block_groups import ToyTower
 from unicl.errors import UserInputError
 from unicl.models import create_model, list_models
 from unicl.models.swin import SwinBlock
@@ -19,6 +20,7 @@ from unicl.train.optim import (
     build_optimizer,
     build_scheduler,
     lr_factor,
+    lr_scales,
     no_decay_names,
     scaled_lr,
 )
@@ -256,3 +258,14 @@ def test_checkpoints_written_before_rate_scales_resume_at_scale_one():
     optimizer = build_optimizer(model, OptimConfig(), lr=1e-3)
     optimizer.load_state_dict(saved)
     assert base_lr(optimizer) == 1e-3
+
+
+def test_a_family_without_layer_groups_trains_at_the_full_rate():
+    """The default of `Tower.layer_groups()`: one group, `layer_decay ** 0 = 1`."""
+    model = create_model("unicl-tiny")
+    model.image_encoder = ToyTower(width=model.image_encoder.width)
+    scales = lr_scales(model, OptimConfig(layer_decay=0.5, head_lr_scale=2.0))
+    image = {name: s for name, s in scales.items() if name.startswith("image_encoder.")}
+    assert len(image) == 6 and set(image.values()) == {1.0}
+    assert scales["text_encoder.token_embedding.weight"] == 0.5**3
+    assert scales["image_projection.weight"] == scales["logit_scale"] == 2.0
