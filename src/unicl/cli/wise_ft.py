@@ -142,12 +142,12 @@ def run_wise_ft(args: argparse.Namespace) -> int:
     if args.json:
         print(json.dumps(payload, indent=2, sort_keys=True))
     else:
-        print(format_table(rows, args.eval_zeroshot, names))
+        print(sweep_table(rows, args.eval_zeroshot, names))
         print(f"results: {table}")
     return 0
 
 
-def format_table(rows: list[dict[str, Any]], sources: list[str], names: list[str]) -> str:
+def sweep_table(rows: list[dict[str, Any]], sources: list[str], names: list[str]) -> str:
     """One line per alpha: the `METRICS` of every source, in aligned columns."""
     header = ["alpha", *(f"{name} {metric}" for name in names for metric in METRICS)]
     lines = [header]
