@@ -6,10 +6,26 @@ import pytest
 import torch
 from torch import nn
 
+from tests.models.test_block_groups import ToyTower
+from unicl.errors import UserInputError
 from unicl.models import create_model, list_models
 from unicl.models.swin import SwinBlock
+from unicl.train import load_training_config
 from unicl.train.config import OptimConfig, ScheduleConfig
-from unicl.train.optim import build_optimizer, build_scheduler, lr_factor, no_decay_names, scaled_lr
+from unicl.train.launch import ProcessContext
+from unicl.train.logger import read_metrics
+from unicl.train.loop import run_loop
+from unicl.train.optim import (
+    base_lr,
+    build_optimizer,
+    build_scheduler,
+    lr_factor,
+    lr_scales,
+    no_decay_names,
+    scaled_lr,
+)
+from unicl.train.signals import StopRequest
+from unicl.train.trainer import build_run
 
 
 class Towers(nn.Module):
@@ -126,3 +142,130 @@ def test_swin_relative_position_tables_go_to_the_no_decay_group():
     assert {id(p) for p in groups["decay"]["params"]} == {
         id(p) for n, p in model.named_parameters() if n in weight_matrices(model)
     }
+
+
+def rates(optimizer) -> dict[int, tuple[float, float]]:
+    """id(parameter) -> (learning rate, weight decay) of its group."""
+    return {
+        id(p): (group["lr"], group["weight_decay"])
+        for group in optimizer.param_groups
+        for p in group["params"]
+    }
+
+
+def test_layer_decay_and_head_scale_give_each_parameter_its_rate():
+    """unicl-tiny: image tower of 5 groups (stem, 4 blocks), text tower of 4 (embeddings, 2
+    blocks, final norm); rates `lr * 0.5 ** (G - 1 - g)`, the projections and logit scale
+    `lr * 10`; weight decay as without scales."""
+    model = create_model("unicl-tiny")
+    config = OptimConfig(weight_decay=0.05, layer_decay=0.5, head_lr_scale=10.0)
+    got = rates(build_optimizer(model, config, lr=1e-3))
+    params = dict(model.named_parameters())
+    expected = {
+        "image_encoder.stem.0.weight": (1e-3 * 0.5**4, 0.05),
+        "image_encoder.stem.1.bias": (1e-3 * 0.5**4, 0.0),
+        "image_encoder.stages.0.0.body.0.weight": (1e-3 * 0.5**3, 0.05),
+        "image_encoder.stages.3.0.body.3.weight": (1e-3, 0.05),
+        "text_encoder.token_embedding.weight": (1e-3 * 0.5**3, 0.0),
+        "text_encoder.positional_embedding": (1e-3 * 0.5**3, 0.0),
+        "text_encoder.blocks.0.attn.qkv.weight": (1e-3 * 0.5**2, 0.05),
+        "text_encoder.blocks.1.mlp.0.bias": (1e-3 * 0.5, 0.0),
+        "text_encoder.norm.weight": (1e-3, 0.0),
+        "image_projection.weight": (1e-2, 0.05),
+        "text_projection.weight": (1e-2, 0.05),
+        "logit_scale": (1e-2, 0.0),
+    }
+    for name, (lr, decay) in expected.items():
+        assert got[id(params[name])] == (pytest.approx(lr), decay), name
+    plain = rates(build_optimizer(model, OptimConfig(weight_decay=0.05), lr=1e-3))
+    assert {k: wd for k, (_, wd) in got.items()} == {k: wd for k, (_, wd) in plain.items()}
+    assert {lr for lr, _ in plain.values()} == {1e-3}
+
+
+def test_groups_pair_one_rate_with_one_weight_decay_and_hold_each_parameter_once():
+    model = create_model("unicl-tiny")
+    optimizer = build_optimizer(model, OptimConfig(layer_decay=0.8, head_lr_scale=3.0), lr=1.0)
+    keys = [(g["lr_scale"], g["weight_decay"]) for g in optimizer.param_groups]
+    assert len(keys) == len(set(keys)) == 2 * (5 + 1)  # scales 0.8**0..4 and 3, x decay or not
+    assert [g["lr"] for g in optimizer.param_groups] == [
+        g["lr_scale"] for g in optimizer.param_groups
+    ]
+    grouped = [id(p) for g in optimizer.param_groups for p in g["params"]]
+    assert sorted(grouped) == sorted(id(p) for p in model.parameters())
+    assert base_lr(optimizer) == pytest.approx(1.0)
+
+
+def test_the_schedule_keeps_the_ratio_between_groups_through_warmup_and_decay():
+    model = create_model("unicl-tiny")
+    optimizer = build_optimizer(model, OptimConfig(layer_decay=0.7, head_lr_scale=5.0), lr=2e-3)
+    schedule = ScheduleConfig(steps=12, warmup_steps=4, min_lr_ratio=0.1)
+    scheduler = build_scheduler(optimizer, schedule)
+    scales = [g["lr_scale"] for g in optimizer.param_groups]
+    for step in range(12):
+        lrs = [g["lr"] for g in optimizer.param_groups]
+        assert lrs == pytest.approx([2e-3 * lr_factor(step, schedule) * s for s in scales])
+        assert base_lr(optimizer) == pytest.approx(2e-3 * lr_factor(step, schedule))
+        optimizer.step()
+        scheduler.step()
+
+
+def test_a_real_run_logs_the_base_rate_and_ends_with_the_ratios_it_began_with(tmp_path):
+    config = load_training_config(
+        "configs/demo.yaml",
+        [
+            f"run.output_dir={tmp_path}",
+            "data.batch_size=8",
+            "data.num_workers=0",
+            "schedule.steps=3",
+            "schedule.warmup_steps=2",
+            "schedule.min_lr_ratio=0.1",
+            "optim.layer_decay=0.6",
+            "optim.head_lr_scale=4",
+            "evaluation.zeroshot=[]",
+            "logging.every_steps=1",
+            "logging.progress=false",
+        ],
+    )
+    state, batches, augment = build_run(config, ProcessContext(device=torch.device("cpu")))
+    try:
+        with StopRequest() as stop:
+            run_loop(state, batches, augment, lambda state: {}, stop)
+    finally:
+        batches.close()
+    schedule = config.schedule
+    logged = [r["lr"] for r in read_metrics(tmp_path / "metrics.jsonl")]
+    assert logged == pytest.approx([5e-3 * lr_factor(s, schedule) for s in range(3)])
+    for group in state.optimizer.param_groups:
+        factor = lr_factor(3, schedule)
+        assert group["lr"] == pytest.approx(5e-3 * group["lr_scale"] * factor)
+        assert group["initial_lr"] == pytest.approx(5e-3 * group["lr_scale"])
+    scales = sorted({g["lr_scale"] for g in state.optimizer.param_groups})
+    assert scales == pytest.approx(sorted([4.0, *(0.6**k for k in range(5))]))
+
+
+def test_rate_keys_are_checked():
+    with pytest.raises(UserInputError, match=r"'optim.layer_decay' is 1.5; it must be in \(0, 1\]"):
+        OptimConfig(layer_decay=1.5).validate()
+    with pytest.raises(UserInputError, match=r"'optim.head_lr_scale' is 0; it must be > 0"):
+        OptimConfig(head_lr_scale=0).validate()
+
+
+def test_checkpoints_written_before_rate_scales_resume_at_scale_one():
+    model = create_model("unicl-tiny")
+    saved = build_optimizer(model, OptimConfig(), lr=1e-3).state_dict()
+    for group in saved["param_groups"]:
+        del group["lr_scale"]  # as the optimiser of an older checkpoint wrote them
+    optimizer = build_optimizer(model, OptimConfig(), lr=1e-3)
+    optimizer.load_state_dict(saved)
+    assert base_lr(optimizer) == 1e-3
+
+
+def test_a_family_without_layer_groups_trains_at_the_full_rate():
+    """The default of `Tower.layer_groups()`: one group, `layer_decay ** 0 = 1`."""
+    model = create_model("unicl-tiny")
+    model.image_encoder = ToyTower(width=model.image_encoder.width)
+    scales = lr_scales(model, OptimConfig(layer_decay=0.5, head_lr_scale=2.0))
+    image = {name: s for name, s in scales.items() if name.startswith("image_encoder.")}
+    assert len(image) == 6 and set(image.values()) == {1.0}
+    assert scales["text_encoder.token_embedding.weight"] == 0.5**3
+    assert scales["image_projection.weight"] == scales["logit_scale"] == 2.0

@@ -96,6 +96,24 @@ class HFTextEncoder(TextTower):
             if isinstance(module, nn.Embedding)
         }
 
+    def layer_groups(self) -> list[list[str]]:
+        """The embeddings (every parameter before the first encoder layer), each encoder layer
+        (the items of the model's longest `nn.ModuleList`: `encoder.layer` in BERT-like models),
+        then the rest (pooler, final norm), in the model's registration order."""
+        lists = [(n, m) for n, m in self.model.named_modules() if isinstance(m, nn.ModuleList)]
+        if not lists:
+            return super().layer_groups()
+        name, layers = max(lists, key=lambda item: len(item[1]))
+        prefixes = [f"model.{name}.{i}." for i in range(len(layers))]
+        groups: list[list[str]] = [[] for _ in range(len(layers) + 2)]
+        after_layers = False
+        for parameter, _ in self.named_parameters():
+            layer = next((i for i, p in enumerate(prefixes) if parameter.startswith(p)), None)
+            after_layers = after_layers or layer is not None
+            place = layer + 1 if layer is not None else (len(groups) - 1 if after_layers else 0)
+            groups[place].append(parameter)
+        return [group for group in groups if group]
+
     def export_section(self, section: Mapping[str, Any]) -> tuple[dict[str, Any], dict[str, str]]:
         """The architecture (`config.json`) goes to `text_tower/`, which the saved section names
         as its `path` with `pretrained: false`: the weights come from `model.safetensors`."""

@@ -135,6 +135,13 @@ class ResNet(ImageTower):
         """None: every parameter of two or more dimensions is a convolution kernel."""
         return set()
 
+    def layer_groups(self) -> list[list[str]]:
+        """The stem, then every residual block in order (the trunk has no final norm)."""
+        blocks = [
+            f"stages.{s}.{b}" for s, stage in enumerate(self.stages) for b in range(len(stage))
+        ]
+        return self.groups_by_prefix(["stem", *blocks])
+
 
 VARIANTS = {
     "resnet18": dict(layers=[2, 2, 2, 2], block="basic"),

@@ -159,6 +159,15 @@ class SwinTransformer(ImageTower):
             if isinstance(module, SwinBlock)
         }
 
+    def layer_groups(self) -> list[list[str]]:
+        """The patch embedding and its norm, then each stage's blocks followed by the patch
+        merging after it, then the final norm."""
+        groups: list[str | tuple[str, ...]] = [("patch_embed", "patch_norm")]
+        for s, blocks in enumerate(self.stages):
+            groups += [f"stages.{s}.{b}" for b in range(len(blocks))]
+            groups += [f"merges.{s}"] if s < len(self.merges) else []
+        return self.groups_by_prefix([*groups, "norm"])
+
 
 VARIANTS = {
     "swin-t": dict(embed_dim=96, depths=[2, 2, 6, 2], heads=[3, 6, 12, 24], drop_path=0.2),

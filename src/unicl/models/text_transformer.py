@@ -51,5 +51,10 @@ class TextTransformer(TextTower):
         """The token and position embeddings."""
         return {"token_embedding.weight", "positional_embedding"}
 
+    def layer_groups(self) -> list[list[str]]:
+        """The token and position embeddings, each block, the final norm."""
+        blocks = [f"blocks.{i}" for i in range(len(self.blocks))]
+        return self.groups_by_prefix([("token_embedding", "positional_embedding"), *blocks, "norm"])
+
 
 register_text_family("transformer", TextTransformer)

@@ -70,6 +70,12 @@ class VisionTransformer(ImageTower):
         """The position embeddings and the class token."""
         return {"pos_embed", "cls_token"}
 
+    def layer_groups(self) -> list[list[str]]:
+        """The patch embedding with the class token and position embeddings, each block, the
+        final norm."""
+        blocks = [f"blocks.{i}" for i in range(len(self.blocks))]
+        return self.groups_by_prefix([("patch_embed", "cls_token", "pos_embed"), *blocks, "norm"])
+
 
 VARIANTS = {
     f"vit-{size}-{patch}": dict(patch_size=patch, width=width, depth=12, heads=heads)

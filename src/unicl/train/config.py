@@ -21,11 +21,11 @@ from __future__ import annotations
 import dataclasses
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 import yaml
 
-from unicl.config_checks import build_dataclass
+from unicl.config_checks import Range, build_dataclass
 from unicl.data.readers import parse_source
 from unicl.errors import UserInputError
 from unicl.train.config_loading import apply_override
@@ -38,17 +38,36 @@ def _require(condition: bool, key: str, value: Any, expected: str) -> None:
 
 
 @dataclass
+class LockConfig:
+    """`model.lock_image` / `model.lock_text`: lock a tower as LiT does (Zhai et al. 2022).
+
+    The tower's layer groups (`Tower.layer_groups()`: stem or embeddings, each block, final norm)
+    are frozen (`requires_grad=False`, left out of the optimiser) except the last
+    `unlocked_groups` (0: the whole tower). `freeze_bn_stats` keeps the BatchNorm layers of the
+    locked groups in eval mode: they normalise with their running statistics and never update
+    them. `projection` also locks the tower's projection into the shared space (keep it trainable
+    when it is new, as with towers taken from other models)."""
+
+    unlocked_groups: Annotated[int, Range(0, 4096)] = 0
+    freeze_bn_stats: bool = True
+    projection: bool = False
+
+
+@dataclass
 class ModelSection:
     """The `model:` section (the model itself is a `unicl.models.config.ModelConfig`).
 
     `name`: a registered model name (`unicl.models.list_models()`), a model config file or a
     saved model directory (fine-tuning); `overrides`: keys passed to `create_model` for a new
     model (e.g. `{vision: {drop_path: 0.2}}`); `grad_checkpointing` recomputes the encoder blocks
-    in the backward pass (less activation memory, about a third more compute)."""
+    in the backward pass (less activation memory, about a third more compute); `lock_image`,
+    `lock_text`: a `LockConfig` mapping locking that tower (`{}`: all of it), null: train it."""
 
     name: str = "unicl-tiny"
     overrides: dict[str, Any] = field(default_factory=dict)
     grad_checkpointing: bool = False
+    lock_image: LockConfig | None = None
+    lock_text: LockConfig | None = None
 
 
 @dataclass
@@ -126,7 +145,12 @@ class OptimConfig:
     """AdamW. The learning rate used is `lr * global_batch / reference_batch` (linear scaling
     rule; `reference_batch: null` uses `lr` as given). No weight decay on norms, biases,
     embeddings and the logit scale. `grad_clip` is a max global L2 norm (null: no clipping);
-    `ema_decay` keeps an exponential moving average of the weights (null: none)."""
+    `ema_decay` keeps an exponential moving average of the weights (null: none).
+
+    Fine-tuning rates (`unicl.train.optim.lr_scales`): layer group `g` of a tower of `G` groups
+    trains at `rate * layer_decay ** (G - 1 - g)` (layer-wise decay; 1: every layer at the full
+    rate), every parameter outside the towers (projections, logit scale, an objective's head) at
+    `rate * head_lr_scale`."""
 
     lr: float = 5.0e-4
     reference_batch: int | None = 512
@@ -135,9 +159,13 @@ class OptimConfig:
     eps: float = 1.0e-8
     grad_clip: float | None = 5.0
     ema_decay: float | None = None
+    layer_decay: float = 1.0
+    head_lr_scale: float = 1.0
 
     def validate(self) -> None:
         _require(self.lr > 0, "optim.lr", self.lr, "> 0")
+        _require(0 < self.layer_decay <= 1, "optim.layer_decay", self.layer_decay, "in (0, 1]")
+        _require(self.head_lr_scale > 0, "optim.head_lr_scale", self.head_lr_scale, "> 0")
         if self.reference_batch is not None:
             _require(self.reference_batch > 0, "optim.reference_batch", self.reference_batch, "> 0")
         _require(self.weight_decay >= 0, "optim.weight_decay", self.weight_decay, ">= 0")

@@ -22,6 +22,7 @@ from unicl.train.accumulation import forward_backward
 from unicl.train.checkpoint import save_checkpoint
 from unicl.train.launch import ProcessContext
 from unicl.train.logger import MetricsSink, Progress
+from unicl.train.optim import base_lr
 from unicl.train.signals import StopRequest
 from unicl.train.state import TrainingState
 
@@ -95,7 +96,7 @@ def run_loop(
     try:
         while counters.step < config.schedule.steps:
             started = time.perf_counter()
-            lr = state.optimizer.param_groups[0]["lr"]
+            lr = base_lr(state.optimizer)
             inputs = state.objective.prepare(next(batches), augment, context.device)
             loss = forward_backward(
                 state.module,

@@ -1,13 +1,16 @@
-"""AdamW with decoupled weight decay on weight matrices only, the batch-size learning-rate rule,
-and the warm-up + cosine schedule."""
+"""AdamW with decoupled weight decay on weight matrices only, per-parameter learning-rate scales
+(layer-wise decay through the towers, a head scale), the batch-size learning-rate rule, and the
+warm-up + cosine schedule."""
 
 from __future__ import annotations
 
 import math
+from typing import Any
 
 import torch
 from torch import nn
 
+from unicl.models.tower import Tower
 from unicl.train.config import OptimConfig, ScheduleConfig
 
 
@@ -40,21 +43,61 @@ def scaled_lr(config: OptimConfig, global_batch: int) -> float:
     return config.lr * global_batch / config.reference_batch
 
 
+def lr_scales(module: nn.Module, config: OptimConfig) -> dict[str, float]:
+    """The multiplier of the base rate of every parameter of `module`, by name.
+
+    A parameter in layer group `g` of a tower (any `unicl.models.tower.Tower` submodule) of `G`
+    groups (`Tower.layer_groups()`, input to output) gets `layer_decay ** (G - 1 - g)`: the group
+    nearest the output trains at the full rate, each group below it `layer_decay` times slower
+    (layer-wise learning-rate decay, as in BEiT and timm's `param_groups_layer_decay`). Every
+    parameter outside the towers (projections, logit scale, an objective's head) gets
+    `head_lr_scale`."""
+    scales = {name: config.head_lr_scale for name, _ in module.named_parameters()}
+    for prefix, child in module.named_modules():
+        if isinstance(child, Tower):
+            groups = child.layer_groups()
+            dot = f"{prefix}." if prefix else ""
+            for index, names in enumerate(groups):
+                scale = config.layer_decay ** (len(groups) - 1 - index)
+                scales.update({dot + name: scale for name in names})
+    return scales
+
+
 def build_optimizer(module: nn.Module, config: OptimConfig, lr: float) -> torch.optim.AdamW:
-    """AdamW over the trainable parameters of `module` in two groups: `decay` (weight matrices,
-    `weight_decay`) and `no_decay` (see `no_decay_names`, weight decay 0)."""
+    """AdamW over the trainable parameters of `module` (locked ones are left out), one group per
+    pair of weight decay and learning-rate scale, two independent choices: weight decay
+    `weight_decay` on weight matrices and 0 on `no_decay_names`; rate `lr * scale` with the
+    parameter's `lr_scales` value, kept as the group's `lr_scale`. Groups are ordered by scale,
+    largest first, then decayed before not decayed (`decay` and `no_decay` without scales)."""
     skip = no_decay_names(module)
-    decay, no_decay = [], []
+    scales = lr_scales(module, config)
+    groups: dict[tuple[float, bool], dict[str, Any]] = {}
     for name, param in module.named_parameters():
-        if param.requires_grad:
-            (no_decay if name in skip else decay).append(param)
-    groups = [
-        {"params": decay, "weight_decay": config.weight_decay, "name": "decay"},
-        {"params": no_decay, "weight_decay": 0.0, "name": "no_decay"},
-    ]
-    return torch.optim.AdamW(
-        [g for g in groups if g["params"]], lr=lr, betas=config.betas, eps=config.eps
-    )
+        if not param.requires_grad:
+            continue
+        scale, decay = scales[name], name not in skip
+        group = groups.setdefault(
+            (scale, decay),
+            {
+                "params": [],
+                "weight_decay": config.weight_decay if decay else 0.0,
+                "lr": lr * scale,
+                "lr_scale": scale,
+                "name": ("decay" if decay else "no_decay")
+                + (f" x{scale:.4g}" if scale != 1 else ""),
+            },
+        )
+        group["params"].append(param)
+    ordered = [groups[key] for key in sorted(groups, key=lambda key: (-key[0], not key[1]))]
+    return torch.optim.AdamW(ordered, lr=lr, betas=config.betas, eps=config.eps)
+
+
+def base_lr(optimizer: torch.optim.Optimizer, key: str = "lr") -> float:
+    """The rate of a parameter at scale 1 (every group's rate is this times its `lr_scale`, 1 in
+    checkpoints written before scales existed): the current one, or with `key="initial_lr"` the
+    peak that the schedule scales."""
+    group = optimizer.param_groups[0]
+    return group[key] / group.get("lr_scale", 1.0)
 
 
 def lr_factor(step: int, config: ScheduleConfig) -> float:
@@ -72,5 +115,6 @@ def lr_factor(step: int, config: ScheduleConfig) -> float:
 def build_scheduler(
     optimizer: torch.optim.Optimizer, config: ScheduleConfig
 ) -> torch.optim.lr_scheduler.LambdaLR:
-    """A `LambdaLR` applying `lr_factor`; call `.step()` once after each optimiser step."""
+    """A `LambdaLR` applying `lr_factor` to every group's own initial rate, so the ratios between
+    groups (their `lr_scale`s) hold throughout; call `.step()` once after each optimiser step."""
     return torch.optim.lr_scheduler.LambdaLR(optimizer, lambda step: lr_factor(step, config))

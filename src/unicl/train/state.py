@@ -15,7 +15,7 @@ from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
 from unicl import process_group
 from unicl.errors import UserInputError
 from unicl.train.checkpoint import capture_rng_state, restore_rng_state
-from unicl.train.config import TrainConfig, config_to_dict
+from unicl.train.config import ModelSection, TrainConfig, config_to_dict
 from unicl.train.launch import ProcessContext
 from unicl.train.objective_registry import TrainingObjective, build_objective
 from unicl.train.optim import build_optimizer, build_scheduler, scaled_lr
@@ -121,9 +121,11 @@ def build_state(
     num_classes: int | None,
 ) -> TrainingState:
     """Wire a freshly created `model` and data `stream` into a trainable state on
-    `context.device`: the configured training objective over `context.group`, DDP (several
-    processes), AdamW at the batch-scaled rate, the schedule, the precision policy and the
-    optional EMA."""
+    `context.device`: the towers locked as `model.lock_*` asks (before anything decides what is
+    trained), the configured training objective over `context.group`, DDP (several processes),
+    AdamW at the batch-scaled rate over the trainable parameters, the schedule, the precision
+    policy and the optional EMA."""
+    lock_towers(model, config.model)
     objective = build_objective(
         model, config.objective, num_classes=num_classes, group=context.group
     ).to(context.device)
@@ -157,6 +159,26 @@ def build_state(
         stream=stream,
         counters=Counters(),
     )
+
+
+def lock_towers(model: nn.Module, section: ModelSection) -> None:
+    """Apply `model.lock_image` and `model.lock_text` to `model`'s towers (`Tower.lock`) and,
+    where asked, freeze their projections. Must run before DDP is built and the optimiser
+    collects its parameters: both take only parameters that require gradients."""
+    for side, lock in (("image", section.lock_image), ("text", section.lock_text)):
+        if lock is None:
+            continue
+        tower = getattr(model, f"{side}_encoder")
+        depth = len(tower.layer_groups())
+        if lock.unlocked_groups > depth:
+            raise UserInputError(
+                f"config key 'model.lock_{side}.unlocked_groups' is {lock.unlocked_groups}; the "
+                f"{side} tower ({type(tower).__name__}) has {depth} layer groups, so it must be "
+                f"at most {depth}"
+            )
+        tower.lock(lock.unlocked_groups, lock.freeze_bn_stats)
+        if lock.projection:
+            getattr(model, f"{side}_projection").requires_grad_(False)
 
 
 def global_batch(config: TrainConfig, context: ProcessContext) -> int:

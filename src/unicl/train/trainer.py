@@ -28,6 +28,7 @@ from unicl.train.checkpoint import load_newest_intact, remove_partial_checkpoint
 from unicl.train.config import TrainConfig, config_to_yaml
 from unicl.train.launch import ProcessContext, close_process, init_process
 from unicl.train.loop import run_loop
+from unicl.train.optim import base_lr
 from unicl.train.periodic_eval import evaluate_run
 from unicl.train.report import write_report
 from unicl.train.run_dir import RUN_CONFIG, start_point
@@ -185,7 +186,10 @@ def _summary(state: TrainingState, result) -> dict[str, Any]:
         "samples seen": counters.samples,
         "global batch": state.global_batch,
         "processes": state.context.world_size,
-        "peak learning rate": max(state.scheduler.base_lrs),
+        "trained parameters": sum(
+            p.numel() for p in state.objective.parameters() if p.requires_grad
+        ),
+        "peak learning rate": base_lr(state.optimizer, "initial_lr"),
         "precision": config.run.precision,
         "final loss": record.get("loss"),
         "final logit scale": record.get("logit_scale"),
