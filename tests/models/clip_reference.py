@@ -137,6 +137,8 @@ def openai_state_dict(model) -> dict[str, torch.Tensor]:
     `convert_clip_original_pytorch_to_hf.py` (`copy_vison_model_and_projection`,
     `copy_text_model_and_projection`, `copy_layer`, `copy_attn_layer`)."""
     hf = {name: tensor.detach().clone() for name, tensor in model.state_dict().items()}
+    vision_layers = model.config.vision_config.num_hidden_layers
+    text_layers = model.config.text_config.num_hidden_layers
     state = {
         "visual.proj": hf["visual_projection.weight"].T.contiguous(),
         "visual.conv1.weight": hf["vision_model.embeddings.patch_embedding.weight"],
@@ -155,8 +157,8 @@ def openai_state_dict(model) -> dict[str, torch.Tensor]:
         for kind in ("weight", "bias"):
             state[f"{ours}.{kind}"] = hf[f"{theirs}.{kind}"]
     for ours, theirs, layers in (
-        ("visual.transformer.resblocks", "vision_model.encoder.layers", 2),
-        ("transformer.resblocks", "text_model.encoder.layers", 2),
+        ("visual.transformer.resblocks", "vision_model.encoder.layers", vision_layers),
+        ("transformer.resblocks", "text_model.encoder.layers", text_layers),
     ):
         for i in range(layers):
             a, b = f"{ours}.{i}", f"{theirs}.{i}"

@@ -87,8 +87,17 @@ OPENAI_CLIP = ClipLayout(
 )
 HEAD_WIDTH = 64
 """Channels per attention head in OpenAI's CLIP models (heads = width // 64)."""
-SIZING = ("visual.conv1.weight", "visual.positional_embedding", "visual.proj", "text_projection")
-SIZING += ("positional_embedding", "token_embedding.weight", "ln_final.weight")
+SIZING = {
+    "visual.conv1.weight": 4,
+    "visual.positional_embedding": 2,
+    "visual.proj": 2,
+    "text_projection": 2,
+    "positional_embedding": 2,
+    "token_embedding.weight": 2,
+    "ln_final.weight": 1,
+}
+"""The tensors the sizes are read from, with their number of dimensions."""
+TOWER_NAMES = {"visual.transformer": "vision", "transformer": "text"}
 HINT = "unicl convert reads CLIP ViT checkpoints (see docs/pretrained.md)"
 
 
@@ -107,15 +116,14 @@ def convert_openai_clip(
     _refuse_other_towers(state, where)
     conv, positions = state["visual.conv1.weight"], state["visual.positional_embedding"]
     grid = round((positions.shape[0] - 1) ** 0.5)
-    if conv.ndim != 4 or conv.shape[-1] != conv.shape[-2] or grid * grid + 1 != positions.shape[0]:
+    if conv.shape[-1] != conv.shape[-2] or grid * grid + 1 != positions.shape[0]:
         raise UserInputError(
             f"{where}: visual.conv1.weight {tuple(conv.shape)} and visual.positional_embedding "
             f"{tuple(positions.shape)} are not a square patch embedding and a square grid"
         )
-    vision = _tower(state, "visual.transformer", int(conv.shape[0]), act, vision_heads, where)
-    text = _tower(
-        state, "transformer", int(state["ln_final.weight"].shape[0]), act, text_heads, where
-    )
+    vision_width, text_width = int(conv.shape[0]), int(state["ln_final.weight"].shape[0])
+    vision = _tower(state, "visual.transformer", vision_width, act, vision_heads, where)
+    text = _tower(state, "transformer", text_width, act, text_heads, where)
     shape = ClipShape(
         vision=vision,
         text=text,
@@ -142,9 +150,15 @@ def convert_openai_clip(
 
 
 def _refuse_other_towers(state: dict[str, torch.Tensor], where: str) -> None:
-    """Name what the checkpoint is when it lacks the tensors that size a CLIP ViT model."""
+    """Name what the checkpoint is when it lacks the tensors that size a CLIP ViT model, or
+    holds them with other numbers of dimensions."""
     missing = [key for key in SIZING if key not in state]
     if not missing:
+        wrong = [
+            f"{k} {tuple(state[k].shape)}" for k, ndim in SIZING.items() if state[k].ndim != ndim
+        ]
+        if wrong:
+            raise UserInputError(f"{where}: unexpected shapes {', '.join(wrong)}; {HINT}")
         return
     if any(key.startswith("visual.layer1.") for key in state):
         raise UserInputError(
@@ -166,7 +180,7 @@ def _tower(
     where: str,
 ) -> ClipTower:
     """The sizes of the transformer whose blocks are `{prefix}.resblocks.N` (counted, as OpenAI's
-    `build_model` does, by their `attn.in_proj_weight`)."""
+    `build_model` does, by their `attn.in_proj_weight`); `heads` None means width // 64."""
     pattern = re.compile(rf"{re.escape(prefix)}\.resblocks\.(\d+)\.attn\.in_proj_weight$")
     indices = {int(match.group(1)) for key in state if (match := pattern.match(key))}
     if not indices:
@@ -175,15 +189,14 @@ def _tower(
         if width % HEAD_WIDTH:
             raise UserInputError(
                 f"{where}: {prefix} width {width} is not a multiple of {HEAD_WIDTH}, so its number "
-                f"of heads is unknown; pass --{'vision' if prefix.startswith('visual') else 'text'}"
-                "-heads"
+                f"of heads is unknown; pass --{TOWER_NAMES[prefix]}-heads"
             )
         heads = width // HEAD_WIDTH
-    hidden = state.get(f"{prefix}.resblocks.{min(indices)}.mlp.c_fc.weight")
-    if hidden is None:
-        raise UserInputError(
-            f"{where}: missing tensor {prefix}.resblocks.{min(indices)}.mlp.c_fc.weight"
-        )
+    fc = f"{prefix}.resblocks.{min(indices)}.mlp.c_fc.weight"
+    hidden = state.get(fc)
+    if hidden is None or hidden.ndim != 2:
+        shape = "missing" if hidden is None else f"of shape {tuple(hidden.shape)}"
+        raise UserInputError(f"{where}: {fc} is {shape}; {HINT}")
     return ClipTower(
         width=width, layers=len(indices), heads=heads, mlp=int(hidden.shape[0]), act=act
     )
