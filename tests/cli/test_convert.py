@@ -215,6 +215,7 @@ def test_a_modified_resnet_checkpoint_is_named_and_refused(tmp_path, vocabulary,
     assert "ModifiedResNet CLIP" in error and "ViT image towers only" in error
 
 
+@pytest.mark.filterwarnings("ignore:`torch.jit:DeprecationWarning")
 def test_a_torchscript_archive_is_refused_with_the_export_command(tmp_path, vocabulary, capsys):
     torch.jit.save(torch.jit.script(torch.nn.Linear(2, 2)), str(tmp_path / "ViT-B-32.pt"))
     error = convert(
