@@ -8,6 +8,7 @@ from torch import nn
 from tests.models.test_tower_contract import IMAGE_FAMILIES, TEXT_FAMILIES, image_tower, text_model
 from unicl.models import create_model, list_models
 from unicl.models.tower import ImageSize, ImageTower, Width
+from unicl.models.vit import VisionTransformer
 
 
 def assert_groups_partition_the_parameters(tower: nn.Module) -> list[list[str]]:
@@ -101,6 +102,11 @@ def test_named_groups_of_each_family():
     vit = image_tower("vit").layer_groups()
     assert set(vit[0]) == {"cls_token", "pos_embed", "patch_embed.weight", "patch_embed.bias"}
     assert vit[-1] == ["norm.weight", "norm.bias"]
+    clip_vit = VisionTransformer(patch_size=8, width=32, depth=2, heads=2, image_size=32,
+                                 pre_norm=True, patch_bias=False)  # fmt: skip
+    assert set(clip_vit.layer_groups()[0]) == {
+        "cls_token", "pos_embed", "patch_embed.weight", "norm_pre.weight", "norm_pre.bias"
+    }  # fmt: skip
     text = text_model("transformer").text_encoder.layer_groups()
     assert set(text[0]) == {"token_embedding.weight", "positional_embedding"}
     assert text[-1] == ["norm.weight", "norm.bias"]

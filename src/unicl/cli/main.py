@@ -20,6 +20,7 @@ COMMAND_MODULES: tuple[str, ...] = (
     "predict",
     "embed",
     "info",
+    "convert",
     "wise_ft",
 )
 

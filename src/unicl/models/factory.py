@@ -81,20 +81,26 @@ def build_image_encoder(spec: dict, image_size: int, base_dir: Path | None = Non
     return _construct(cls, {**kwargs, "image_size": image_size}, f"vision ({spec['arch']})")
 
 
-def model_from_config(config: ModelConfig, base_dir: Path | None = None) -> UniCLModel:
+def model_from_config(
+    config: ModelConfig, base_dir: Path | None = None, tokenizer: Tokenizer | None = None
+) -> UniCLModel:
     """Build a freshly initialised model (pretrained towers keep their weights).
 
-    Without `tokenizer` in the config, the text tower's directory (`path`) supplies it.
+    The tokenizer is `tokenizer` when given (one built in memory, as the checkpoint converters
+    do), else the config's `tokenizer`, else the text tower directory's (`path`).
     """
     text_cls, text_kwargs = _tower_arguments(TEXT_TOWERS, config.text, base_dir)
-    tokenizer_source = config.tokenizer
-    if tokenizer_source is None:
-        tokenizer_source = text_kwargs.get("path")
+    if tokenizer is None:
+        tokenizer_source = config.tokenizer
         if tokenizer_source is None:
-            raise UserInputError("the model config needs 'tokenizer' (a name or tokenizer.json)")
-    elif base_dir is not None and not Path(tokenizer_source).is_absolute():
-        tokenizer_source = base_dir / tokenizer_source
-    tokenizer = Tokenizer.from_file(tokenizer_source, config.context_length)
+            tokenizer_source = text_kwargs.get("path")
+            if tokenizer_source is None:
+                raise UserInputError(
+                    "the model config needs 'tokenizer' (a name or tokenizer.json)"
+                )
+        elif base_dir is not None and not Path(tokenizer_source).is_absolute():
+            tokenizer_source = base_dir / tokenizer_source
+        tokenizer = Tokenizer.from_file(tokenizer_source, config.context_length)
     image_encoder = build_image_encoder(config.vision, config.image_size, base_dir)
     common = dict(
         vocab_size=tokenizer.vocab_size,

@@ -1,6 +1,12 @@
-"""Building blocks shared by the transformer encoders: SDPA attention, MLP, pre-norm block, drop-path."""
+"""Building blocks shared by the transformer encoders: SDPA attention, MLP, pre-norm block, drop-path.
+
+The MLP's nonlinearity is an `Activation`: `gelu` (exact GELU, the default) or `quick_gelu`
+(`x * sigmoid(1.702 x)`, the approximation OpenAI's CLIP models were trained with).
+"""
 
 from __future__ import annotations
+
+from typing import Literal
 
 import torch
 import torch.nn.functional as F
@@ -36,12 +42,28 @@ class Attention(nn.Module):
         return self.proj(out.transpose(1, 2).reshape(*batch_shape, length, dim))
 
 
-class Mlp(nn.Sequential):
-    """Linear -> GELU -> Linear with hidden width `dim * ratio`."""
+Activation = Literal["gelu", "quick_gelu"]
+"""The MLP nonlinearity of a transformer family's blocks (a config key of the ViT and text
+transformer families)."""
 
-    def __init__(self, dim: int, ratio: float = 4.0):
+
+class QuickGELU(nn.Module):
+    """CLIP's GELU approximation, `x * sigmoid(1.702 x)` (no parameters)."""
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return x * torch.sigmoid(1.702 * x)
+
+
+ACTIVATIONS: dict[str, type[nn.Module]] = {"gelu": nn.GELU, "quick_gelu": QuickGELU}
+
+
+class Mlp(nn.Sequential):
+    """Linear -> activation -> Linear with hidden width `int(dim * ratio)`; the activation has no
+    parameters, so the state-dict names (`0.*`, `2.*`) are the same for every `act`."""
+
+    def __init__(self, dim: int, ratio: float = 4.0, act: Activation = "gelu"):
         hidden = int(dim * ratio)
-        super().__init__(nn.Linear(dim, hidden), nn.GELU(), nn.Linear(hidden, dim))
+        super().__init__(nn.Linear(dim, hidden), ACTIVATIONS[act](), nn.Linear(hidden, dim))
 
 
 class DropPath(nn.Module):
@@ -61,12 +83,19 @@ class DropPath(nn.Module):
 class Block(nn.Module):
     """Pre-norm transformer block: x + attn(ln(x)), then x + mlp(ln(x)); `[*batch, N, dim]`."""
 
-    def __init__(self, dim: int, heads: int, mlp_ratio: float = 4.0, drop_path: float = 0.0):
+    def __init__(
+        self,
+        dim: int,
+        heads: int,
+        mlp_ratio: float = 4.0,
+        drop_path: float = 0.0,
+        act: Activation = "gelu",
+    ):
         super().__init__()
         self.norm1 = nn.LayerNorm(dim)
         self.attn = Attention(dim, heads)
         self.norm2 = nn.LayerNorm(dim)
-        self.mlp = Mlp(dim, mlp_ratio)
+        self.mlp = Mlp(dim, mlp_ratio, act)
         self.drop_path = DropPath(drop_path)
 
     def forward(

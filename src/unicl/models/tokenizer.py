@@ -2,6 +2,11 @@
 
 `Tokenizer(texts) -> int64 [B, context_length]`: special tokens added by the file's post-processor,
 truncated (keeping the specials) and right-padded with the padding token to the context length.
+
+`clip_tokenizer(vocab, merges)` builds CLIP's tokenizer (OpenAI's `SimpleTokenizer`, as Hugging
+Face's CLIP tokenizer builds it with `tokenizers`) from its vocabulary and merges,
+`clip_vocabulary(merges)` derives the vocabulary from the merges as OpenAI's tokenizer does, and
+`use_clip_padding` makes any CLIP tokenizer pad with `<|endoftext|>` as CLIP does.
 """
 
 from __future__ import annotations
@@ -13,13 +18,20 @@ from pathlib import Path
 import numpy as np
 import tokenizers
 import torch
-from tokenizers import decoders, models, normalizers, pre_tokenizers, processors, trainers
+from tokenizers import Regex, decoders, models, normalizers, pre_tokenizers, processors, trainers
 
 from unicl.errors import UserInputError
 
 PAD, START, END = "<|pad|>", "<|startoftext|>", "<|endoftext|>"
 PAD_CANDIDATES = (PAD, "[PAD]", "<pad>")
 SHIPPED_DIR = Path(__file__).parent / "tokenizers"
+WORD_END = "</w>"
+"""CLIP's end-of-word suffix: the last symbol of every word carries it."""
+CLIP_WORDS = Regex(
+    r"<\|startoftext\|>|<\|endoftext\|>|'s|'t|'re|'ve|'m|'ll|'d|[\p{L}]+|[\p{N}]|[^\s\p{L}\p{N}]+"
+)
+"""CLIP's pre-tokenisation: the special tokens, English contractions, letter runs, single digits
+and runs of other non-space characters; whitespace between them is dropped."""
 
 
 class Tokenizer:
@@ -116,4 +128,82 @@ def train_bpe(
         single=f"{START} $A {END}",
         special_tokens=[(START, backend.token_to_id(START)), (END, backend.token_to_id(END))],
     )
+    return backend
+
+
+def byte_symbols() -> list[str]:
+    """The 256 byte-level symbols in GPT-2's (and CLIP's) vocabulary order: the printable bytes
+    `!`..`~`, `¡`..`¬`, `®`..`ÿ` stand for themselves, then every other byte, in byte order, for
+    the characters from U+0100 on."""
+    printable = [
+        *range(ord("!"), ord("~") + 1),
+        *range(ord("¡"), ord("¬") + 1),
+        *range(ord("®"), ord("ÿ") + 1),
+    ]
+    return [chr(b) for b in printable] + [chr(256 + n) for n in range(256 - len(printable))]
+
+
+def clip_vocabulary(merges: Sequence[tuple[str, str]]) -> dict[str, int]:
+    """OpenAI's CLIP vocabulary (token -> id) from its BPE merges: the byte symbols, the same
+    with `</w>`, the result of each merge in order, then `<|startoftext|>` and `<|endoftext|>`
+    (49,408 tokens for CLIP's 48,894 merges)."""
+    symbols = byte_symbols()
+    tokens = [*symbols, *(s + WORD_END for s in symbols), *(a + b for a, b in merges), START, END]
+    return {token: i for i, token in enumerate(tokens)}
+
+
+def clip_tokenizer(
+    vocab: dict[str, int], merges: Sequence[tuple[str, str]]
+) -> tokenizers.Tokenizer:
+    """CLIP's tokenizer from its vocabulary (token -> id, with `<|startoftext|>` and
+    `<|endoftext|>`) and its BPE merges, in priority order.
+
+    Text is NFC-normalised, whitespace runs become one space and everything is lower-cased
+    (OpenAI's `whitespace_clean` and `lower`; its `ftfy` and HTML-unescaping passes are not
+    applied, as in Hugging Face's fast tokenizer); words are split with `CLIP_WORDS`, mapped to
+    byte-level symbols and merged with `</w>` marking word ends; texts become
+    `<|startoftext|> ... <|endoftext|>`, padded with `<|endoftext|>` (`use_clip_padding`).
+    """
+    missing = [token for token in (START, END) if token not in vocab]
+    if missing:
+        raise UserInputError(f"the CLIP vocabulary lacks the special tokens {missing}")
+    backend = tokenizers.Tokenizer(
+        models.BPE(
+            vocab=dict(vocab),
+            merges=list(merges),
+            continuing_subword_prefix="",
+            end_of_word_suffix=WORD_END,
+            unk_token=END,
+            fuse_unk=False,
+        )
+    )
+    backend.normalizer = normalizers.Sequence(
+        [normalizers.NFC(), normalizers.Replace(Regex(r"\s+"), " "), normalizers.Lowercase()]
+    )
+    backend.pre_tokenizer = pre_tokenizers.Sequence(
+        [
+            pre_tokenizers.Split(CLIP_WORDS, behavior="removed", invert=True),
+            pre_tokenizers.ByteLevel(add_prefix_space=False),
+        ]
+    )
+    backend.add_special_tokens([START, END])
+    backend.post_processor = processors.TemplateProcessing(
+        single=f"{START} $A {END}",
+        special_tokens=[(START, vocab[START]), (END, vocab[END])],
+    )
+    return use_clip_padding(backend)
+
+
+def use_clip_padding(backend: tokenizers.Tokenizer) -> tokenizers.Tokenizer:
+    """Pad with `<|endoftext|>` (CLIP has no padding token of its own) and decode `</w>` word
+    ends as spaces; returns `backend`, changed in place.
+
+    A text tower fed by this tokenizer must pool at the first end-of-text token
+    (`TextTransformer(pool="eot")` or `"argmax"`), not at the last non-padding one.
+    """
+    end = backend.token_to_id(END)
+    if end is None:
+        raise UserInputError(f"the tokenizer has no {END} token, so it is not a CLIP tokenizer")
+    backend.enable_padding(pad_id=end, pad_token=END)
+    backend.decoder = decoders.Sequence([decoders.Replace(WORD_END, "Ġ"), decoders.ByteLevel()])
     return backend

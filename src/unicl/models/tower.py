@@ -52,6 +52,8 @@ ImageSize = Annotated[int, Range(1, 8192)]
 """An image side in pixels."""
 ContextLength = Annotated[int, Range(1, 8192)]
 """Tokens per text."""
+TokenId = Annotated[int, Range(0, 16_777_215)]
+"""The id of a token (vocabularies of up to 2^24 tokens)."""
 Ratio = Annotated[float, Range(0.0, 64.0, low_open=True)]
 """A width multiplier such as the MLP ratio."""
 DropRate = Annotated[float, Range(0.0, 1.0, high_open=True)]
