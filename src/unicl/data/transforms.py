@@ -12,11 +12,9 @@ import torch
 from PIL import Image
 from torch import nn
 
+from unicl.constants import CLIP_MEAN, CLIP_STD
 from unicl.data.images import fit_square
 from unicl.objective import CAPTION_CLASS_ID
-
-CLIP_MEAN = (0.48145466, 0.4578275, 0.40821073)
-CLIP_STD = (0.26862954, 0.26130258, 0.27577711)
 
 
 class BatchAugment(nn.Module):

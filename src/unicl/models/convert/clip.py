@@ -25,6 +25,7 @@ from pathlib import Path
 import tokenizers
 import torch
 
+from unicl.constants import CLIP_MEAN, CLIP_STD
 from unicl.errors import UserInputError
 from unicl.models.config import model_config_from_dict
 from unicl.models.convert.state_dict import TensorMap
@@ -32,8 +33,6 @@ from unicl.models.factory import model_from_config
 from unicl.models.model import UniCLModel
 from unicl.models.tokenizer import Tokenizer, clip_tokenizer, clip_vocabulary, use_clip_padding
 
-CLIP_MEAN = (0.48145466, 0.4578275, 0.40821073)
-CLIP_STD = (0.26862954, 0.26130258, 0.27577711)
 OPENAI_MERGES = 49152 - 256 - 2
 """How many merges of `bpe_simple_vocab_16e6.txt.gz` OpenAI's tokenizer uses (48,894)."""
 

@@ -46,10 +46,9 @@ from typing import get_args
 
 import torch
 
+from unicl.constants import CLIP_MEAN, CLIP_STD
 from unicl.errors import UserInputError
 from unicl.models.convert.clip import (
-    CLIP_MEAN,
-    CLIP_STD,
     BlockLayout,
     ClipLayout,
     ClipShape,
