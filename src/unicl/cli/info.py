@@ -45,6 +45,8 @@ def describe(model: UniCLModel, model_dir: Path) -> dict[str, Any]:
         },
         "logit_scale": round(float(model.logit_scale.detach().exp()), 4),
     }
+    if config.image_only:
+        description["image_only"] = "yes: the text tower was not trained (ce or supcon run)"
     run_config = model_dir.parent / "config.yaml"
     if run_config.is_file():
         try:

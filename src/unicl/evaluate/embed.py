@@ -145,7 +145,16 @@ def embed_texts(
     batch_size: int = 256,
     progress: bool | None = None,
 ) -> torch.Tensor:
-    """float32 [M, E] normalised embeddings of `texts`, tokenised with the model's tokenizer."""
+    """float32 [M, E] normalised embeddings of `texts`, tokenised with the model's tokenizer.
+
+    Every use of the text tower (zero-shot, prediction, retrieval, text export) goes through
+    here, so a model whose text tower was never trained (`config.image_only`) is refused here."""
+    if getattr(getattr(model, "config", None), "image_only", False):
+        raise UserInputError(
+            "this model's text tower was not trained (it comes from a ce or supcon run), so it "
+            "cannot embed texts or classify zero-shot; use its image features: eval linear-probe, "
+            "or embed --modality image"
+        )
     if len(texts) == 0:
         raise UserInputError("there are no texts to encode: the list is empty")
     device = model_device(model)

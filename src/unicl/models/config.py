@@ -41,6 +41,8 @@ class ModelConfig:
     - `vision`: `{arch: <family or variant, e.g. resnet50, swin-t, vit-b-16>, **arguments}`.
     - `text`: `{arch: transformer | hf, **arguments}`; `package: NAME` may replace `path` for the
       towers listed in `unicl.models.factory.PACKAGED_TEXT_TOWERS`.
+    - `image_only`: the text tower was not trained with the image tower (a `ce` or `supcon` run),
+      so the model is an image encoder: everything that needs its texts refuses it.
 
     The tower sections' keys are the registered family's constructor arguments (see
     `unicl.models.registry`), checked against its signature, annotations and bounds; the
@@ -56,6 +58,7 @@ class ModelConfig:
     tokenizer: str | None = None
     vision: dict[str, Any]
     text: dict[str, Any]
+    image_only: bool = False
 
     def validate(self) -> None:
         """Check the tower sections against their registered families."""
@@ -68,6 +71,8 @@ class ModelConfig:
         record.update(image_mean=list(self.image_mean), image_std=list(self.image_std))
         if self.tokenizer is None:
             del record["tokenizer"]
+        if not self.image_only:
+            del record["image_only"]
         return record
 
 

@@ -78,6 +78,8 @@ class CrossEntropyObjective(TrainingObjective):
     """The image tower plus a linear head over the classes (`objective.num_classes`, else those
     of the training sources), trained with cross-entropy."""
 
+    trains_text_tower = False
+
     def __init__(
         self,
         model: nn.Module,
@@ -120,6 +122,8 @@ class CrossEntropyObjective(TrainingObjective):
 class SupConObjective(TrainingObjective):
     """The image tower trained with SupCon on two augmented views per image, at
     `objective.temperature`."""
+
+    trains_text_tower = False
 
     def __init__(
         self,

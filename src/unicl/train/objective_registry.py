@@ -52,6 +52,10 @@ class TrainingObjective(nn.Module, abc.ABC):
     parameters the objective adds (a classifier head) are trained and checkpointed, not exported.
     """
 
+    trains_text_tower = True
+    """False for objectives that train only the image tower: the saved model is then marked
+    `image_only`, and zero-shot use of it is refused."""
+
     def __init__(
         self,
         model: nn.Module,

@@ -8,6 +8,7 @@ with its plots.
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import random
 import sys
@@ -113,6 +114,8 @@ def _train(config: TrainConfig, context: ProcessContext, resume: str | None) -> 
     model_dir = report = None
     if context.is_main and result.stopped_by is None:
         model_dir = config.output_dir / MODEL_DIR
+        if not state.objective.trains_text_tower:
+            state.model.config = dataclasses.replace(state.model.config, image_only=True)
         state.model.save_pretrained(model_dir)
         report = write_report(
             config.output_dir,
@@ -192,10 +195,13 @@ def _summary(state: TrainingState, result) -> dict[str, Any]:
         "peak learning rate": base_lr(state.optimizer, "initial_lr"),
         "precision": config.run.precision,
         "final loss": record.get("loss"),
-        "final logit scale": record.get("logit_scale"),
         "skipped steps (non-finite loss)": counters.skipped_steps,
         "training time (s)": round(counters.elapsed_s, 1),
         "throughput (samples/s)": counters.samples / max(counters.elapsed_s, 1e-9),
         "trained model": str(config.output_dir / MODEL_DIR),
     }
+    if state.objective.trains_text_tower:
+        summary["final logit scale"] = record.get("logit_scale")
+    else:
+        summary["trained model"] += " (image tower only: its text tower was not trained)"
     return summary
