@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections import Counter
+
 import numpy as np
 import pytest
 
@@ -136,3 +138,19 @@ def test_source_options_in_the_string_set_spec_fields():
         parse_source("x.csv?colour=red")
     with pytest.raises(UserInputError, match="not a number"):
         parse_source("x.csv?weight=heavy")
+
+
+def test_take_and_per_class_choose_part_of_a_source_by_position():
+    first = open_source("data/demo/fashion-mnist?per_class=0:24")
+    rest = open_source("data/demo/fashion-mnist#train?per_class=24:")
+    assert len(first) == 240 and len(first) + len(rest) == 8000
+    assert Counter(first.raw(i).class_id for i in range(len(first))) == dict.fromkeys(range(10), 24)
+    assert {first.raw(i).key for i in range(240)}.isdisjoint(rest.raw(i).key for i in range(500))
+    window = open_source("data/demo/fashion-mnist#t10k?take=100:200")
+    whole = open_source("data/demo/fashion-mnist#t10k")
+    assert [window.raw(i).key for i in range(100)] == [whole.raw(i).key for i in range(100, 200)]
+    assert parse_source("x.csv?per_class=0:240").name == "x.csv-per_class-0-240"
+    with pytest.raises(UserInputError, match="must be START:STOP"):
+        open_source("data/demo/fashion-mnist?take=ten")
+    with pytest.raises(UserInputError, match="need a source read by position"):
+        open_source("data/demo/emoji/test-000000.tar?take=0:10")

@@ -17,6 +17,7 @@ from dataclasses import dataclass
 
 from unicl.data.source import Source
 from unicl.data.spec import SourceSpec
+from unicl.data.subset import select_samples
 from unicl.errors import UserInputError
 
 
@@ -81,6 +82,9 @@ def parse_source(source: str | Mapping | SourceSpec) -> SourceSpec:
         kind, text = prefix, rest
     if "#" in text:
         text, split = text.rsplit("#", 1)
+        split, after, late_query = split.partition("?")  # `PATH#SPLIT?OPTIONS` reads the same
+        if after:
+            text = f"{text}{'&' if '?' in text else '?'}{late_query}"
     text, question, query = text.partition("?")
     spec = SourceSpec(location=text, kind=kind, split=split)
     return _checked(_with_options(spec, query) if question else spec)
@@ -131,4 +135,4 @@ def open_source(source: str | Mapping | SourceSpec) -> Source:
     Raises `UserInputError` naming the source when it is missing, empty or malformed.
     """
     spec = parse_source(source)
-    return _READERS[detect_kind(spec)].open(spec)
+    return select_samples(_READERS[detect_kind(spec)].open(spec))

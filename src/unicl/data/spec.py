@@ -38,6 +38,8 @@ class SourceSpec:
         (`unicl.data.classes.KNOWN_CLASS_NAMES`); overrides names found in the source.
     templates: prompt-template set name or file (`unicl.templates.get_templates`).
     image_column, text_column, class_column: manifest columns; detected when None.
+    take, per_class: `START:STOP` slices of the samples, or of each class's samples, that the
+        source keeps (`unicl.data.subset`); the whole source when None.
     """
 
     location: str
@@ -49,6 +51,8 @@ class SourceSpec:
     image_column: str | None = None
     text_column: str | None = None
     class_column: str | None = None
+    take: str | None = None
+    per_class: str | None = None
 
     @property
     def name(self) -> str:
@@ -57,6 +61,9 @@ class SourceSpec:
         and metrics of this source are named after it."""
         base = Path(self.location.rstrip("/")).name.removesuffix(".tar")
         base = f"{base}-{self.split}" if self.split else base
+        for option in ("take", "per_class"):
+            if getattr(self, option) is not None:
+                base = f"{base}-{option}-{getattr(self, option)}"
         return re.sub(r"(?:[^A-Za-z0-9_.]|-)+", "-", base).strip("-.") or "data"
 
     def __post_init__(self) -> None:
