@@ -68,6 +68,14 @@ def test_lite0_has_every_tensor_of_the_checkpoint_but_the_classifier(checkpoint,
     assert all(torch.equal(state[ours], checkpoint[theirs]) for ours, theirs in names.items())
 
 
+def test_vision_weights_reads_a_local_checkpoint_like_the_package(pretrained, tmp_path):
+    path = tmp_path / "lite0.pth"
+    path.write_bytes(packaged_tower_path(IMAGE_TOWERS, PACKAGE).read_bytes())
+    trunk = build_image_encoder({"arch": "efficientnet-lite0", "weights": str(path)}, 224)
+    expected = pretrained.state_dict()
+    assert all(torch.equal(v, expected[k]) for k, v in trunk.state_dict().items())
+
+
 def test_strided_convolutions_pad_like_tensorflow_same():
     conv = ConvBN(2, 3, 5, stride=2).eval()
     for size in (8, 9):  # "SAME" pads (1, 2) for an even side, (2, 2) for an odd one
