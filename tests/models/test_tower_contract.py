@@ -10,6 +10,7 @@ from unicl.models.tower import ImageTower, TextTower
 
 # A small configuration of every registered family, built into `unicl-tiny` (32 px, context 32).
 IMAGE_FAMILIES = {
+    "efficientnet": {"arch": "efficientnet", "width_multiplier": 0.25, "depth_multiplier": 0.5},
     "resnet": {"arch": "resnet", "layers": [1, 1], "widths": [8, 16], "stem": "small"},
     "swin": {"arch": "swin", "embed_dim": 16, "depths": [2, 2], "heads": [2, 4], "window": 4},
     "vit": {"arch": "vit", "patch_size": 8, "width": 32, "depth": 2, "heads": 2},

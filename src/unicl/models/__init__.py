@@ -3,7 +3,14 @@
 Importing the package registers the encoder families (each family file registers itself).
 """
 
-from unicl.models import hf_text, resnet, swin, text_transformer, vit  # noqa: F401 (registration)
+from unicl.models import (  # noqa: F401 (registration)
+    efficientnet,
+    hf_text,
+    resnet,
+    swin,
+    text_transformer,
+    vit,
+)
 from unicl.models.config import list_models
 from unicl.models.factory import create_model, load
 from unicl.models.model import UniCLModel

