@@ -27,8 +27,9 @@ import torch.nn.functional as F
 from torch import nn
 
 from unicl.errors import UserInputError
-from unicl.models.layers import DropPath, drop_path_rates
+from unicl.models.layers import DropPath, drop_path_rates, run_blocks
 from unicl.models.registry import register_image_family
+from unicl.models.serialization import describe_mismatch
 from unicl.models.tower import DropRate, ImageSize, ImageTower, Ratio
 
 # EfficientNet-B0's stages (the base of every variant): repeats, kernel, stride, expansion, width.
@@ -162,12 +163,7 @@ class EfficientNet(ImageTower):
                 nn.init.normal_(module.weight, std=math.sqrt(2.0 / fan_out))
 
     def forward(self, images: torch.Tensor) -> torch.Tensor:
-        x = self.stem(images)
-        for stage in self.stages:
-            if self.grad_checkpointing and torch.is_grad_enabled():
-                x = torch.utils.checkpoint.checkpoint(stage, x, use_reentrant=False)
-            else:
-                x = stage(x)
+        x = run_blocks(self.stages, self.stem(images), self.grad_checkpointing)
         return self.head(x).mean(dim=(2, 3))
 
     def no_weight_decay(self) -> set[str]:
@@ -228,17 +224,9 @@ class EfficientNet(ImageTower):
             for ours, theirs in names.items()
             if theirs in checkpoint and checkpoint[theirs].shape != expected[ours].shape
         ]
-        problems = [
-            f"{label} ({len(items)}): {', '.join(items[:5])}{' ...' if len(items) > 5 else ''}"
-            for label, items in (
-                ("missing tensors", missing),
-                ("unexpected tensors", unexpected),
-                ("shape mismatches", wrong_shape),
-            )
-            if items
-        ]
+        problems = describe_mismatch(missing, unexpected, wrong_shape)
         if problems:
-            raise UserInputError(f"{path} does not fit this EfficientNet: {'; '.join(problems)}")
+            raise UserInputError(f"{path} does not fit this EfficientNet: {problems}")
         self.load_state_dict({ours: checkpoint[theirs] for ours, theirs in names.items()})
 
 

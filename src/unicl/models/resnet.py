@@ -12,6 +12,7 @@ from collections.abc import Sequence
 import torch
 from torch import nn
 
+from unicl.models.layers import run_blocks
 from unicl.models.registry import register_image_family
 from unicl.models.tower import Count, ImageSize, ImageTower, Span, Width
 
@@ -123,13 +124,7 @@ class ResNet(ImageTower):
                 nn.init.zeros_(module.body[-1].weight)
 
     def forward(self, images: torch.Tensor) -> torch.Tensor:
-        x = self.stem(images)
-        for stage in self.stages:
-            if self.grad_checkpointing and torch.is_grad_enabled():
-                x = torch.utils.checkpoint.checkpoint(stage, x, use_reentrant=False)
-            else:
-                x = stage(x)
-        return x.mean(dim=(2, 3))
+        return run_blocks(self.stages, self.stem(images), self.grad_checkpointing).mean(dim=(2, 3))
 
     def no_weight_decay(self) -> set[str]:
         """None: every parameter of two or more dimensions is a convolution kernel."""

@@ -60,6 +60,20 @@ def non_finite_tensors(tensors: Mapping[str, torch.Tensor]) -> list[str]:
     ]
 
 
+def describe_mismatch(missing: list[str], unexpected: list[str], wrong_shape: list[str]) -> str:
+    """One line for tensors that do not fit a module: each non-empty list as `label (count):` and
+    its first five entries."""
+    return "; ".join(
+        f"{label} ({len(items)}): {', '.join(items[:5])}{' ...' if len(items) > 5 else ''}"
+        for label, items in (
+            ("missing tensors", missing),
+            ("unexpected tensors", unexpected),
+            ("shape mismatches", wrong_shape),
+        )
+        if items
+    )
+
+
 def read_config(directory: str | os.PathLike) -> dict:
     """The model config saved in `directory`, without the format fields."""
     path = Path(directory) / CONFIG_FILE
@@ -100,16 +114,8 @@ def load_weights(directory: str | os.PathLike, module: torch.nn.Module) -> None:
         if tensors[name].shape != expected[name].shape
     ]
     if missing or unexpected or wrong_shape:
-        problems = [
-            f"{label}: {', '.join(items[:5])}{' ...' if len(items) > 5 else ''}"
-            for label, items in (
-                ("missing tensors", missing),
-                ("unexpected tensors", unexpected),
-                ("shape mismatches", wrong_shape),
-            )
-            if items
-        ]
-        raise UserInputError(f"{path} does not match {CONFIG_FILE}: {'; '.join(problems)}")
+        problems = describe_mismatch(missing, unexpected, wrong_shape)
+        raise UserInputError(f"{path} does not match {CONFIG_FILE}: {problems}")
     broken = non_finite_tensors(tensors)
     if broken:
         logger.warning(
