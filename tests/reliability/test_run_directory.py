@@ -120,10 +120,13 @@ def test_a_killed_data_worker_is_one_line_and_an_unwritable_folder_is_named(tmp_
         command, stderr=subprocess.PIPE, text=True, env={**os.environ, "OMP_NUM_THREADS": "1"}
     )
     deadline = time.monotonic() + 120
-    while not (run / "metrics.jsonl").exists() and time.monotonic() < deadline:
+    workers: list[str] = []
+    while not workers and time.monotonic() < deadline:  # the loader starts its worker per epoch
         time.sleep(0.2)
-    workers = subprocess.run(["pgrep", "-P", str(process.pid)], capture_output=True, text=True)
-    for pid in workers.stdout.split():
+        found = subprocess.run(["pgrep", "-P", str(process.pid)], capture_output=True, text=True)
+        workers = found.stdout.split()
+    assert workers, "the data worker never started"
+    for pid in workers:
         os.kill(int(pid), signal.SIGKILL)
     _, err = process.communicate(timeout=120)
     assert process.returncode == 2, err
