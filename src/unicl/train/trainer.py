@@ -73,7 +73,9 @@ def build_run(
     model.set_grad_checkpointing(config.model.grad_checkpointing)
     stream = UnifiedStream(
         config.data.sources,
-        batch_size=config.data.batch_size,
+        # one stream batch is one optimiser step on this rank; accumulation splits it into
+        # `accumulation_steps` micro-batches of `data.batch_size`
+        batch_size=config.data.batch_size * config.data.accumulation_steps,
         image_size=model.image_size,
         seed=config.run.seed,
         balance=config.data.balance,
