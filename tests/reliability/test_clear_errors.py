@@ -74,3 +74,14 @@ def test_a_cut_short_tar_without_stats_is_counted_not_just_warned(tmp_path):
     report = json.loads(outcome.stdout)
     assert report["bad"].get("truncated", 0) >= 1
     assert "ReadError" not in outcome.stderr
+
+
+def test_an_npz_of_images_and_captions_is_image_text(tmp_path):
+    archive = tmp_path / "tiles.npz"
+    rng = np.random.default_rng(1)
+    captions = np.array(["a red tile", "a blue tile", "a green tile"])
+    np.savez(archive, images=rng.integers(0, 255, (3, 8, 8, 3), dtype=np.uint8), captions=captions)
+    outcome = run_unicl("data", "inspect", archive, "--json")
+    assert outcome.status == 0, outcome.stderr
+    report = json.loads(outcome.stdout)
+    assert (report["modality"], report["samples"], report["classes"]) == ("image-text", 3, [])

@@ -12,6 +12,7 @@ from unicl.data.readers import register_reader
 from unicl.data.source import IndexedSource, Modality, RawSample
 from unicl.data.spec import SourceSpec, idx_split, is_idx_images
 from unicl.errors import UserInputError
+from unicl.objective import CAPTION_CLASS_ID
 
 
 def read_idx(path: Path) -> np.ndarray:
@@ -36,24 +37,34 @@ def write_idx(path: Path, array: np.ndarray) -> None:
 
 
 class ArraySource(IndexedSource):
-    """Images uint8 [N,H,W] or [N,H,W,3] with integer labels [N] held in memory.
+    """Images uint8 [N,H,W] or [N,H,W,3] held in memory with integer labels [N] (image-label) or
+    with captions [N] (image-text, `texts`).
 
     Class names: `spec.classes`, else a `classes` or `class_names` array in the NPZ, else
     `classes.txt` beside the arrays, else the label values as strings.
     """
 
-    modality = Modality.IMAGE_LABEL
-
     def __init__(
-        self, spec: SourceSpec, images: np.ndarray, labels: np.ndarray, names: list[str] | None
+        self,
+        spec: SourceSpec,
+        images: np.ndarray,
+        labels: np.ndarray | None,
+        names: list[str] | None,
+        texts: list[str] | None = None,
     ) -> None:
         super().__init__(spec)
-        if images.ndim not in (3, 4) or images.dtype != np.uint8 or len(images) != len(labels):
+        count = len(texts) if texts is not None else len(labels)
+        if images.ndim not in (3, 4) or images.dtype != np.uint8 or len(images) != count:
             raise UserInputError(
-                f"{spec.location}: expected uint8 images [N,H,W] or [N,H,W,3] and labels [N], got "
-                f"{images.dtype} {images.shape} and {labels.shape}"
+                f"{spec.location}: expected uint8 images [N,H,W] or [N,H,W,3] and {count} labels or "
+                f"captions, got {images.dtype} {images.shape}"
             )
-        self.images = images
+        self.images, self.texts = images, texts
+        if texts is not None:
+            self.modality, self.class_names = Modality.IMAGE_TEXT, []
+            self.labels = np.full(count, CAPTION_CLASS_ID, dtype=np.int64)
+            return
+        self.modality = Modality.IMAGE_LABEL
         self.labels = labels.astype(np.int64)
         if spec.classes is not None:
             names = read_class_names(spec.classes)
@@ -70,8 +81,9 @@ class ArraySource(IndexedSource):
         return len(self.labels)
 
     def raw(self, index: int) -> RawSample:
+        text = None if self.texts is None else self.texts[index]
         return RawSample(
-            f"{self.spec.location}[{index}]", self.images[index], None, int(self.labels[index])
+            f"{self.spec.location}[{index}]", self.images[index], text, int(self.labels[index])
         )
 
 
@@ -119,11 +131,15 @@ class NpzSource(ArraySource):
             keys = set(archive.files)
             split = spec.split or "train"
             pairs = [(f"x_{split}", f"y_{split}"), *self._KEY_PAIRS]
+            if {"images", "captions"} <= keys:  # image-text
+                texts = [str(caption) for caption in archive["captions"]]
+                super().__init__(spec, archive["images"], None, None, texts=texts)
+                return
             found = next(((x, y) for x, y in pairs if x in keys and y in keys), None)
             if found is None:
                 raise UserInputError(
-                    f"{path} holds arrays {sorted(keys)}; expected images/labels, x/y or "
-                    "x_SPLIT/y_SPLIT (choose the split with '#SPLIT')"
+                    f"{path} holds arrays {sorted(keys)}; expected images/labels, images/captions, "
+                    "x/y or x_SPLIT/y_SPLIT (choose the split with '#SPLIT')"
                 )
             stored = next((k for k in self.CLASS_NAME_KEYS if k in keys), None)
             names = None if stored is None else [str(n) for n in archive[stored]]
