@@ -136,3 +136,12 @@ def test_a_killed_data_worker_is_one_line_and_an_unwritable_folder_is_named(tmp_
     refused = _train("/proc/unicl-run", "--set", "schedule.steps=2")
     assert refused.status == 2
     assert "cannot write /proc/unicl-run/config.yaml" in refused.error_line
+
+
+def test_resuming_through_another_spelling_of_the_folder_is_the_same_run(tmp_path):
+    run = tmp_path / "run"
+    first = _train(run, "--set", "schedule.steps=2", "--set", "checkpoint.every_steps=1")
+    assert first.status == 0, first.stderr
+    other_spelling = f"{tmp_path}/./run/"  # a string: pathlib would normalise it
+    resumed = _train(other_spelling, "--set", "schedule.steps=3", "--resume", "latest")
+    assert resumed.status == 0, resumed.stderr
