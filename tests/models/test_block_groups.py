@@ -5,8 +5,9 @@ import pytest
 import torch
 from torch import nn
 
+from tests.conftest import build_shipped_model
 from tests.models.test_tower_contract import IMAGE_FAMILIES, TEXT_FAMILIES, image_tower, text_model
-from unicl.models import create_model, list_models
+from unicl.models import list_models
 from unicl.models.tower import ImageSize, ImageTower, Width
 from unicl.models.vit import VisionTransformer
 
@@ -74,11 +75,7 @@ EXPECTED_DEPTHS = {
 @pytest.mark.parametrize("name", list_models())
 @pytest.mark.usefixtures("no_network")
 def test_every_shipped_model_groups_its_towers_by_depth(name):
-    if name in ("unicl-tiny-minilm", "unicl-lite"):
-        model = create_model(name)  # pretrained towers: their weights are read from disk
-    else:
-        with torch.device("meta"):
-            model = create_model(name)
+    model = build_shipped_model(name)
     image = assert_groups_partition_the_parameters(model.image_encoder)
     text = assert_groups_partition_the_parameters(model.text_encoder)
     assert (len(image), len(text)) == EXPECTED_DEPTHS[name]

@@ -6,6 +6,7 @@ import re
 import pytest
 import torch
 
+from tests.conftest import PRETRAINED_MODELS
 from unicl.errors import UserInputError
 from unicl.models import create_model, factory, list_models, load
 from unicl.models.config import CONFIG_DIR, load_model_config, model_config_from_dict
@@ -27,7 +28,7 @@ def test_the_required_configs_are_shipped():
     assert set(list_models()) >= REQUIRED_NAMES
 
 
-@pytest.mark.parametrize("name", sorted(set(list_models()) - {"unicl-tiny-minilm", "unicl-lite"}))
+@pytest.mark.parametrize("name", sorted(set(list_models()) - set(PRETRAINED_MODELS)))
 def test_every_from_scratch_config_builds(name):
     with torch.device("meta"):
         model = create_model(name)

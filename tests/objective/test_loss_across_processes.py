@@ -1,7 +1,6 @@
 """UniCLLoss across 2 gloo processes under DDP: the gradients of one process on the global batch."""
 
 import os
-import socket
 import tempfile
 
 import pytest
@@ -12,6 +11,7 @@ import torch.nn.functional as F
 from torch import nn
 from torch.nn.parallel import DistributedDataParallel
 
+from tests.conftest import free_port
 from unicl import UniCLLoss, target_labels, unicl_loss
 from unicl.objective import gather_with_grad
 
@@ -98,15 +98,9 @@ def _worker(rank, world_size, port, result_dir, splits, tile_size, new_group):
     os._exit(0)
 
 
-def _free_port():
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
 def run_two_ranks(splits, tile_size, new_group):
     with tempfile.TemporaryDirectory() as directory:
-        args = (2, _free_port(), directory, splits, tile_size, new_group)
+        args = (2, free_port(), directory, splits, tile_size, new_group)
         mp.spawn(_worker, args=args, nprocs=2, join=True)
         return [torch.load(os.path.join(directory, f"rank{r}.pt")) for r in range(2)]
 

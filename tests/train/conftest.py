@@ -1,6 +1,7 @@
 """Stand-in towers with the `UniCLModel` contract, small enough for exact gradient checks."""
 
 import math
+import os
 from typing import NamedTuple
 
 import pytest
@@ -9,6 +10,7 @@ from torch import nn
 from torch.nn import functional as F
 
 from unicl.objective import target_labels
+from unicl.train.launch import ProcessContext, init_process
 
 
 class TinyTowers(nn.Module):
@@ -118,3 +120,17 @@ class ListStream:
 def noisy_augment(images: torch.Tensor, class_ids=None) -> torch.Tensor:
     """uint8 -> float with random noise (draws from torch's generator, like real augmentation)."""
     return images.float() / 255 + 0.01 * torch.randn(images.shape)
+
+
+def join_two_process_group(rank: int, port: int) -> ProcessContext:
+    """In a spawned worker: join a 2-rank gloo group as torchrun would (its environment
+    variables), with one compute thread."""
+    os.environ.update(
+        MASTER_ADDR="127.0.0.1",
+        MASTER_PORT=str(port),
+        RANK=str(rank),
+        WORLD_SIZE="2",
+        LOCAL_RANK=str(rank),
+    )
+    torch.set_num_threads(1)
+    return init_process("cpu")

@@ -2,13 +2,13 @@
 process on the same global batch: same loss curve, same final weights."""
 
 import os
-import socket
 
 import pytest
 import torch
 import torch.multiprocessing as mp
 
-from tests.train.conftest import ListStream, TinyTowers
+from tests.conftest import free_port
+from tests.train.conftest import ListStream, TinyTowers, join_two_process_group
 from tests.train.test_loop import make_config
 from unicl.train.launch import close_process, init_process
 from unicl.train.logger import read_metrics
@@ -35,25 +35,11 @@ def _train(config, context, directory):
 
 
 def _worker(rank, port, config, directory):
-    os.environ.update(
-        MASTER_ADDR="127.0.0.1",
-        MASTER_PORT=str(port),
-        RANK=str(rank),
-        WORLD_SIZE="2",
-        LOCAL_RANK=str(rank),
-    )
-    torch.set_num_threads(1)
-    context = init_process("cpu")
+    context = join_two_process_group(rank, port)
     try:
         _train(config, context, directory)
     finally:
         close_process()
-
-
-def _free_port():
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 @pytest.mark.parametrize(
@@ -76,7 +62,7 @@ def test_two_processes_match_one_process_on_the_same_global_batch(tmp_path, obje
         data={"batch_size": GLOBAL_BATCH // 4, "accumulation_steps": 2},
         objective={"name": objective},
     )
-    mp.spawn(_worker, args=(_free_port(), double, tmp_path), nprocs=2, join=True)
+    mp.spawn(_worker, args=(free_port(), double, tmp_path), nprocs=2, join=True)
 
     one = read_metrics(single.output_dir / "metrics.jsonl")
     two = read_metrics(double.output_dir / "metrics.jsonl")

@@ -2,20 +2,19 @@
 out of the optimiser and never change, their BatchNorm statistics stay put, DDP is not misled."""
 
 import contextlib
-import os
 
 import pytest
 import torch
 import torch.multiprocessing as mp
 
-from tests.train.conftest import ListStream
-from tests.train.test_distributed import _free_port
+from tests.conftest import free_port
+from tests.train.conftest import ListStream, join_two_process_group
 from tests.train.test_loop import make_config
 from unicl.errors import UserInputError
 from unicl.models import create_model, load
 from unicl.train import load_training_config, train
 from unicl.train.accumulation import forward_backward
-from unicl.train.launch import ProcessContext, close_process, init_process
+from unicl.train.launch import ProcessContext, close_process
 from unicl.train.loop import run_loop
 from unicl.train.signals import StopRequest
 from unicl.train.state import build_state, lock_towers, unused_parameters
@@ -125,15 +124,7 @@ def test_without_lock_keys_every_parameter_trains():
 
 
 def _train_locked(rank, port, config, directory):
-    os.environ.update(
-        MASTER_ADDR="127.0.0.1",
-        MASTER_PORT=str(port),
-        RANK=str(rank),
-        WORLD_SIZE="2",
-        LOCAL_RANK=str(rank),
-    )
-    torch.set_num_threads(1)
-    context = init_process("cpu")
+    context = join_two_process_group(rank, port)
     try:
         torch.manual_seed(0)
         stream = ListStream(16, context.rank, context.world_size)
@@ -160,7 +151,7 @@ def test_ddp_trains_only_the_unlocked_parameters_without_searching_for_unused_on
         model=locks,
         schedule={"steps": 3, "warmup_steps": 1},
     )
-    mp.spawn(_train_locked, args=(_free_port(), config, tmp_path), nprocs=2, join=True)
+    mp.spawn(_train_locked, args=(free_port(), config, tmp_path), nprocs=2, join=True)
     ranks = [torch.load(tmp_path / f"rank{rank}.pt") for rank in (0, 1)]
     assert [r["find_unused"] for r in ranks] == [False, False]
     torch.manual_seed(0)

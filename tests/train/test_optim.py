@@ -6,6 +6,7 @@ import pytest
 import torch
 from torch import nn
 
+from tests.conftest import build_shipped_model
 from tests.models.test_block_groups import ToyTower
 from unicl.errors import UserInputError
 from unicl.models import create_model, list_models
@@ -116,11 +117,7 @@ def weight_matrices(model: nn.Module) -> set[str]:
 
 @pytest.mark.parametrize("name", list_models())
 def test_every_shipped_model_decays_exactly_its_weight_matrices(name):
-    if name in ("unicl-tiny-minilm", "unicl-lite"):
-        model = create_model(name)  # pretrained towers: their weights are read from disk
-    else:
-        with torch.device("meta"):
-            model = create_model(name)
+    model = build_shipped_model(name)
     parameters = dict(model.named_parameters())
     names = no_decay_names(model)
     assert names == parameters.keys() - weight_matrices(model)
