@@ -18,6 +18,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from unicl.models.config import ModelConfig
+from unicl.models.feature_cache import LockedTowerCache
 from unicl.models.serialization import TOKENIZER_FILE, save_directory
 from unicl.models.tokenizer import Tokenizer
 from unicl.models.tower import ImageTower, TextTower
@@ -51,6 +52,7 @@ class UniCLModel(nn.Module):
         nn.init.normal_(self.image_projection.weight, std=image_encoder.width**-0.5)
         nn.init.normal_(self.text_projection.weight, std=text_encoder.width**-0.5)
         self.logit_scale = nn.Parameter(torch.tensor(INIT_LOGIT_SCALE))
+        self.text_cache: LockedTowerCache | None = None
 
     @property
     def embed_dim(self) -> int:
@@ -81,7 +83,9 @@ class UniCLModel(nn.Module):
         return F.normalize(features, dim=-1) if normalize else features
 
     def encode_text(self, tokens: torch.Tensor, normalize: bool = False) -> torch.Tensor:
-        features = self.text_projection(self.text_encoder(tokens))
+        cache = self.text_cache
+        encoded = cache(tokens) if cache is not None else self.text_encoder(tokens)
+        features = self.text_projection(encoded)
         return F.normalize(features, dim=-1) if normalize else features
 
     def forward(
@@ -92,6 +96,11 @@ class UniCLModel(nn.Module):
             self.encode_text(tokens, normalize=True),
             self.logit_scale.exp(),
         )
+
+    def cache_text_features(self, max_entries: int = 100_000) -> None:
+        """Encode each distinct token sequence once with the locked text tower, in eval mode, and
+        reuse its output (`LockedTowerCache`; not saved with the model). The tower must be locked."""
+        self.text_cache = LockedTowerCache(self.text_encoder, max_entries)
 
     @torch.no_grad()
     def clamp_logit_scale_(self) -> None:

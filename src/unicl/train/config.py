@@ -46,11 +46,14 @@ class LockConfig:
     `unlocked_groups` (0: the whole tower). `freeze_bn_stats` keeps the BatchNorm layers of the
     locked groups in eval mode: they normalise with their running statistics and never update
     them. `projection` also locks the tower's projection into the shared space (keep it trainable
-    when it is new, as with towers taken from other models)."""
+    when it is new, as with towers taken from other models). `cache_features` (text tower, locked
+    whole): encode each distinct token sequence once, in eval mode, and reuse the output
+    (`unicl.models.feature_cache`); for data whose texts repeat, as class prompts do."""
 
     unlocked_groups: Annotated[int, Range(0, 4096)] = 0
     freeze_bn_stats: bool = True
     projection: bool = False
+    cache_features: bool = False
 
 
 @dataclass

@@ -15,7 +15,7 @@ from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
 from unicl import process_group
 from unicl.errors import UserInputError
 from unicl.train.checkpoint import capture_rng_state, restore_rng_state
-from unicl.train.config import ModelSection, TrainConfig, config_to_dict
+from unicl.train.config import LockConfig, ModelSection, TrainConfig, config_to_dict
 from unicl.train.launch import ProcessContext
 from unicl.train.objective_registry import TrainingObjective, build_objective
 from unicl.train.optim import build_optimizer, build_scheduler, scaled_lr
@@ -179,6 +179,23 @@ def lock_towers(model: nn.Module, section: ModelSection) -> None:
         tower.lock(lock.unlocked_groups, lock.freeze_bn_stats)
         if lock.projection:
             getattr(model, f"{side}_projection").requires_grad_(False)
+        if lock.cache_features:
+            _cache_features(model, side, lock)
+
+
+def _cache_features(model: nn.Module, side: str, lock: LockConfig) -> None:
+    key = f"model.lock_{side}.cache_features"
+    if side == "image":
+        raise UserInputError(
+            f"config key '{key}' is true; only the text tower's features can be cached (an "
+            "image's features change with every augmented view): set it on model.lock_text"
+        )
+    if lock.unlocked_groups:
+        raise UserInputError(
+            f"config key '{key}' is true with unlocked_groups {lock.unlocked_groups}; only a "
+            "tower locked whole gives fixed features: set unlocked_groups to 0 or drop the cache"
+        )
+    model.cache_text_features()
 
 
 def global_batch(config: TrainConfig, context: ProcessContext) -> int:
