@@ -228,8 +228,11 @@ def test_a_torchscript_archive_is_refused_with_the_export_command(tmp_path, voca
 @pytest.mark.parametrize(
     ("extra", "message"),
     [
-        (["--tokenizer", "x"], "--tokenizer apply to openai-clip files only"),
-        (["--act", "gelu", "--text-heads", "2"], "--act, --text-heads apply to openai-clip"),
+        (["--tokenizer", "x"], "--tokenizer does not apply to a Hugging Face CLIP directory"),
+        (
+            ["--act", "gelu", "--text-heads", "2"],
+            "--act, --text-heads do not apply to a Hugging Face CLIP directory",
+        ),
         (
             ["--format", "openai-clip"],
             "is not a file; the openai-clip format is one checkpoint file",

@@ -138,40 +138,53 @@ def openai_state_dict(model) -> dict[str, torch.Tensor]:
     `copy_text_model_and_projection`, `copy_layer`, `copy_attn_layer`)."""
     hf = {name: tensor.detach().clone() for name, tensor in model.state_dict().items()}
     vision_layers = model.config.vision_config.num_hidden_layers
-    text_layers = model.config.text_config.num_hidden_layers
     state = {
         "visual.proj": hf["visual_projection.weight"].T.contiguous(),
         "visual.conv1.weight": hf["vision_model.embeddings.patch_embedding.weight"],
         "visual.class_embedding": hf["vision_model.embeddings.class_embedding"],
         "visual.positional_embedding": hf["vision_model.embeddings.position_embedding.weight"],
         "text_projection": hf["text_projection.weight"].T.contiguous(),
-        "token_embedding.weight": hf["text_model.embeddings.token_embedding.weight"],
-        "positional_embedding": hf["text_model.embeddings.position_embedding.weight"],
         "logit_scale": hf["logit_scale"],
+        **openai_text_state_dict(hf, model.config.text_config.num_hidden_layers),
     }
     for ours, theirs in (
         ("visual.ln_pre", "vision_model.pre_layrnorm"),
         ("visual.ln_post", "vision_model.post_layernorm"),
-        ("ln_final", "text_model.final_layer_norm"),
     ):
         for kind in ("weight", "bias"):
             state[f"{ours}.{kind}"] = hf[f"{theirs}.{kind}"]
-    for ours, theirs, layers in (
-        ("visual.transformer.resblocks", "vision_model.encoder.layers", vision_layers),
-        ("transformer.resblocks", "text_model.encoder.layers", text_layers),
-    ):
-        for i in range(layers):
-            a, b = f"{ours}.{i}", f"{theirs}.{i}"
-            for kind in ("weight", "bias"):
-                state[f"{a}.ln_1.{kind}"] = hf[f"{b}.layer_norm1.{kind}"]
-                state[f"{a}.ln_2.{kind}"] = hf[f"{b}.layer_norm2.{kind}"]
-                state[f"{a}.mlp.c_fc.{kind}"] = hf[f"{b}.mlp.fc1.{kind}"]
-                state[f"{a}.mlp.c_proj.{kind}"] = hf[f"{b}.mlp.fc2.{kind}"]
-                state[f"{a}.attn.out_proj.{kind}"] = hf[f"{b}.self_attn.out_proj.{kind}"]
-                state[f"{a}.attn.in_proj_{kind}"] = torch.cat(
-                    [hf[f"{b}.self_attn.{p}_proj.{kind}"] for p in "qkv"], dim=0
-                )
+    _copy_layers(
+        state, hf, "visual.transformer.resblocks", "vision_model.encoder.layers", vision_layers
+    )
     return state
+
+
+def openai_text_state_dict(hf: dict[str, torch.Tensor], layers: int) -> dict[str, torch.Tensor]:
+    """The OpenAI layout of the text tower in the `transformers` state dict `hf` (a `CLIPModel`'s
+    or a `CLIPTextModelWithProjection`'s: `text_model.*`), without the projection."""
+    state = {
+        "token_embedding.weight": hf["text_model.embeddings.token_embedding.weight"],
+        "positional_embedding": hf["text_model.embeddings.position_embedding.weight"],
+    }
+    for kind in ("weight", "bias"):
+        state[f"ln_final.{kind}"] = hf[f"text_model.final_layer_norm.{kind}"]
+    _copy_layers(state, hf, "transformer.resblocks", "text_model.encoder.layers", layers)
+    return state
+
+
+def _copy_layers(state, hf, ours: str, theirs: str, layers: int) -> None:
+    """`copy_layer` and `copy_attn_layer` inverted, for `layers` blocks."""
+    for i in range(layers):
+        a, b = f"{ours}.{i}", f"{theirs}.{i}"
+        for kind in ("weight", "bias"):
+            state[f"{a}.ln_1.{kind}"] = hf[f"{b}.layer_norm1.{kind}"]
+            state[f"{a}.ln_2.{kind}"] = hf[f"{b}.layer_norm2.{kind}"]
+            state[f"{a}.mlp.c_fc.{kind}"] = hf[f"{b}.mlp.fc1.{kind}"]
+            state[f"{a}.mlp.c_proj.{kind}"] = hf[f"{b}.mlp.fc2.{kind}"]
+            state[f"{a}.attn.out_proj.{kind}"] = hf[f"{b}.self_attn.out_proj.{kind}"]
+            state[f"{a}.attn.in_proj_{kind}"] = torch.cat(
+                [hf[f"{b}.self_attn.{p}_proj.{kind}"] for p in "qkv"], dim=0
+            )
 
 
 def save_hf_clip(model, vocabulary_dir: Path, directory: Path) -> Path:

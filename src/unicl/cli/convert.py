@@ -1,9 +1,11 @@
-"""`unicl convert SRC --out DIR [--format hf-clip|openai-clip]`: a pretrained CLIP as a unicl model.
+"""`unicl convert SRC --out DIR [--format hf-clip|openai-clip|microsoft-unicl]`: a pretrained CLIP or
+UniCL as a unicl model.
 
-SRC is a Hugging Face CLIP directory (`CLIPModel.save_pretrained`) or one OpenAI/OpenCLIP
-checkpoint file; the format is detected unless `--format` names it. An `openai-clip` file needs
-`--tokenizer` and may need `--act` and `--vision-heads` / `--text-heads` (what the file does not
-hold). DIR, which must be new or empty, becomes an ordinary saved model (`model.safetensors`,
+SRC is a Hugging Face CLIP directory (`CLIPModel.save_pretrained`), one OpenAI/OpenCLIP checkpoint
+file, or one microsoft/UniCL checkpoint file; the format is detected (a file by its tensor names)
+unless `--format` names it. An `openai-clip` file needs `--tokenizer` and may need `--act` and
+`--vision-heads` / `--text-heads` (what the file does not hold); a `microsoft-unicl` file needs
+`--tokenizer`, and `--text-heads` when it has no config. DIR, which must be new or empty, becomes an ordinary saved model (`model.safetensors`,
 `config.json`, `tokenizer.json`) for `unicl.load`, `unicl train` (`model.name: DIR`), `eval`,
 `predict` and `embed`. See docs/pretrained.md.
 """
@@ -21,13 +23,13 @@ from unicl.models.layers import Activation
 
 def register(subparsers: argparse._SubParsersAction) -> None:
     parser = subparsers.add_parser(
-        "convert", help="import a pretrained CLIP checkpoint as a unicl model directory"
+        "convert", help="import a pretrained CLIP or UniCL checkpoint as a unicl model directory"
     )
     parser.add_argument(
         "src",
         type=Path,
         metavar="SRC",
-        help="a Hugging Face CLIP directory or an OpenAI/OpenCLIP checkpoint file",
+        help="a Hugging Face CLIP directory, or an OpenAI/OpenCLIP or microsoft/UniCL checkpoint file",
     )
     parser.add_argument(
         "--out", type=Path, required=True, help="a new (or empty) folder for the unicl model"
@@ -36,8 +38,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument(
         "--tokenizer",
         type=Path,
-        help="openai-clip: CLIP's tokenizer.json, a folder with it (or vocab.json + merges.txt), "
-        "or OpenAI's bpe_simple_vocab_16e6.txt.gz",
+        help="openai-clip, microsoft-unicl: CLIP's tokenizer.json, a folder with it (or "
+        "vocab.json + merges.txt), or OpenAI's bpe_simple_vocab_16e6.txt.gz",
     )
     parser.add_argument(
         "--act",
@@ -45,12 +47,17 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         help="openai-clip: the MLP activation (default quick_gelu, OpenAI's; most models "
         "OpenCLIP trained itself use gelu)",
     )
-    for tower in ("vision", "text"):
-        parser.add_argument(
-            f"--{tower}-heads",
-            type=int,
-            help=f"openai-clip: attention heads of the {tower} tower (default: width // 64)",
-        )
+    parser.add_argument(
+        "--vision-heads",
+        type=int,
+        help="openai-clip: attention heads of the vision tower (default: width // 64)",
+    )
+    parser.add_argument(
+        "--text-heads",
+        type=int,
+        help="openai-clip, microsoft-unicl: attention heads of the text tower (default: the "
+        "file's config, else width // 64)",
+    )
     parser.set_defaults(func=run_convert)
 
 

@@ -81,7 +81,9 @@ class DropPath(nn.Module):
 
 
 class Block(nn.Module):
-    """Pre-norm transformer block: x + attn(ln(x)), then x + mlp(ln(x)); `[*batch, N, dim]`."""
+    """Pre-norm transformer block: x + attn(ln(x)), then x + mlp(ln(x)); `[*batch, N, dim]`.
+
+    `norm_eps` is the LayerNorms' epsilon (PyTorch's 1e-5 by default)."""
 
     def __init__(
         self,
@@ -90,11 +92,12 @@ class Block(nn.Module):
         mlp_ratio: float = 4.0,
         drop_path: float = 0.0,
         act: Activation = "gelu",
+        norm_eps: float = 1e-5,
     ):
         super().__init__()
-        self.norm1 = nn.LayerNorm(dim)
+        self.norm1 = nn.LayerNorm(dim, eps=norm_eps)
         self.attn = Attention(dim, heads)
-        self.norm2 = nn.LayerNorm(dim)
+        self.norm2 = nn.LayerNorm(dim, eps=norm_eps)
         self.mlp = Mlp(dim, mlp_ratio, act)
         self.drop_path = DropPath(drop_path)
 

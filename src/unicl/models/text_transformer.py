@@ -14,8 +14,9 @@ the `pool` option:
   configs with `eos_token_id == 2`), which is the first end-of-text token when that token has the
   largest id of the vocabulary.
 
-`act="quick_gelu"` gives CLIP's MLP activation. The defaults build the same parameters as before
-these options existed.
+`act="quick_gelu"` gives CLIP's MLP activation, and `norm_eps` the epsilon of every LayerNorm
+(PyTorch's 1e-5 by default; microsoft/UniCL's text encoder uses TensorFlow-style LayerNorms with
+1e-12). The defaults build the same model as before these options existed.
 """
 
 from __future__ import annotations
@@ -27,7 +28,7 @@ from torch import nn
 
 from unicl.models.layers import Activation, Block, run_blocks
 from unicl.models.registry import register_text_family
-from unicl.models.tower import Count, Ratio, TextTower, TokenId, Width
+from unicl.models.tower import Count, NormEps, Ratio, TextTower, TokenId, Width
 
 Pooling = Literal["last", "eot", "argmax"]
 
@@ -37,7 +38,8 @@ class TextTransformer(TextTower):
 
     Parameters (names as in the state dict): `token_embedding.weight [vocab_size, width]`,
     `positional_embedding [context_length, width]`, `blocks.N.*` (`layers.Block` with activation
-    `act`), `norm` (the final LayerNorm, applied to every position before pooling).
+    `act`), `norm` (the final LayerNorm, applied to every position before pooling); every
+    LayerNorm has epsilon `norm_eps`.
     """
 
     def __init__(
@@ -52,6 +54,7 @@ class TextTransformer(TextTower):
         act: Activation = "gelu",
         pool: Pooling = "last",
         eot_id: TokenId | None = None,
+        norm_eps: NormEps = 1e-5,
     ):
         super().__init__(vocab_size, pad_id, context_length)
         if (pool == "eot") != (eot_id is not None):
@@ -63,8 +66,10 @@ class TextTransformer(TextTower):
         self.eot_id = eot_id
         self.token_embedding = nn.Embedding(vocab_size, width)
         self.positional_embedding = nn.Parameter(torch.empty(context_length, width))
-        self.blocks = nn.ModuleList(Block(width, heads, mlp_ratio, act=act) for _ in range(layers))
-        self.norm = nn.LayerNorm(width)
+        self.blocks = nn.ModuleList(
+            Block(width, heads, mlp_ratio, act=act, norm_eps=norm_eps) for _ in range(layers)
+        )
+        self.norm = nn.LayerNorm(width, eps=norm_eps)
         nn.init.normal_(self.token_embedding.weight, std=0.02)
         nn.init.normal_(self.positional_embedding, std=0.01)
 

@@ -58,6 +58,8 @@ Ratio = Annotated[float, Range(0.0, 64.0, low_open=True)]
 """A width multiplier such as the MLP ratio."""
 DropRate = Annotated[float, Range(0.0, 1.0, high_open=True)]
 """A drop or drop-path probability."""
+NormEps = Annotated[float, Range(0.0, 1.0, low_open=True)]
+"""The epsilon a LayerNorm adds to the variance."""
 
 
 class Tower(nn.Module, abc.ABC):

@@ -19,6 +19,8 @@ from __future__ import annotations
 
 import gzip
 import json
+import re
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -35,6 +37,8 @@ from unicl.models.tokenizer import Tokenizer, clip_tokenizer, clip_vocabulary, u
 
 OPENAI_MERGES = 49152 - 256 - 2
 """How many merges of `bpe_simple_vocab_16e6.txt.gz` OpenAI's tokenizer uses (48,894)."""
+HEAD_WIDTH = 64
+"""Channels per attention head in OpenAI's CLIP models (heads = width // 64)."""
 
 
 @dataclass(frozen=True)
@@ -93,25 +97,67 @@ def clip_model(shape: ClipShape, tokenizer: tokenizers.Tokenizer, where: str) ->
     text = {"arch": "transformer", **shape.text.section("layers"), "pool": shape.pool}
     if shape.eot_id is not None:
         text["eot_id"] = shape.eot_id
-    config = model_config_from_dict(
-        dict(
-            embed_dim=shape.embed_dim,
-            image_size=shape.image_size,
-            image_mean=list(shape.image_mean),
-            image_std=list(shape.image_std),
-            context_length=shape.context_length,
-            vision=vision,
-            text=text,
-        ),
-        source=where,
+    config = dict(
+        embed_dim=shape.embed_dim,
+        image_size=shape.image_size,
+        image_mean=list(shape.image_mean),
+        image_std=list(shape.image_std),
+        context_length=shape.context_length,
+        vision=vision,
+        text=text,
     )
-    wrapped = Tokenizer(tokenizer, shape.context_length)
-    if wrapped.vocab_size != shape.vocab_size:
+    return model_with_tokenizer(config, tokenizer, shape.vocab_size, where)
+
+
+def model_with_tokenizer(
+    config: dict, tokenizer: tokenizers.Tokenizer, vocab_size: int, where: str
+) -> UniCLModel:
+    """A freshly initialised unicl model of the raw model `config` (checked as any model config,
+    errors naming `where`) with `tokenizer`, which must have the `vocab_size` tokens that the
+    checkpoint's text tower embeds."""
+    checked = model_config_from_dict(config, source=where)
+    wrapped = Tokenizer(tokenizer, checked.context_length)
+    if wrapped.vocab_size != vocab_size:
         raise UserInputError(
             f"{where}: the tokenizer has {wrapped.vocab_size} tokens but the text tower embeds "
-            f"{shape.vocab_size}; give the checkpoint's own CLIP tokenizer"
+            f"{vocab_size}; give the checkpoint's own CLIP tokenizer"
         )
-    return model_from_config(config, tokenizer=wrapped)
+    return model_from_config(checked, tokenizer=wrapped)
+
+
+def openai_tower(
+    state: Mapping[str, torch.Tensor],
+    prefix: str,
+    width: int,
+    act: str,
+    heads: int | None,
+    where: str,
+    heads_option: str,
+    hint: str,
+) -> ClipTower:
+    """The sizes of the OpenAI-layout transformer whose blocks are `{prefix}.resblocks.N` (counted,
+    as OpenAI's `build_model` does, by their `attn.in_proj_weight`), its MLP width from the first
+    block's `mlp.c_fc.weight`. `heads` None means width // 64 (OpenAI's head width), refused with
+    a pointer to `heads_option` when the width is not a multiple of 64."""
+    pattern = re.compile(rf"{re.escape(prefix)}\.resblocks\.(\d+)\.attn\.in_proj_weight$")
+    indices = {int(match.group(1)) for key in state if (match := pattern.match(key))}
+    if not indices:
+        raise UserInputError(f"{where}: no {prefix}.resblocks.N.attn.in_proj_weight; {hint}")
+    if heads is None:
+        if width % HEAD_WIDTH:
+            raise UserInputError(
+                f"{where}: {prefix} width {width} is not a multiple of {HEAD_WIDTH}, so its number "
+                f"of heads is unknown; pass {heads_option}"
+            )
+        heads = width // HEAD_WIDTH
+    fc = f"{prefix}.resblocks.{min(indices)}.mlp.c_fc.weight"
+    hidden = state.get(fc)
+    if hidden is None or hidden.ndim != 2:
+        shape = "missing" if hidden is None else f"of shape {tuple(hidden.shape)}"
+        raise UserInputError(f"{where}: {fc} is {shape}; {hint}")
+    return ClipTower(
+        width=width, layers=len(indices), heads=heads, mlp=int(hidden.shape[0]), act=act
+    )
 
 
 @dataclass(frozen=True)
@@ -241,29 +287,30 @@ def map_clip(tensors: TensorMap, layout: ClipLayout, shape: ClipShape) -> None:
     | `text_projection.weight [E,W]` | `text_projection` (transposed if stored `[W,E]`) |
     | `logit_scale` (log of the multiplier) | `logit_scale` (the same) |
     """
-    project = _transposed if layout.transposed_projections else None
+    project = transposed if layout.transposed_projections else None
     tensors.copy("image_encoder.patch_embed.weight", layout.patch_embed)
     tensors.copy("image_encoder.cls_token", layout.class_embedding, lambda x: x.reshape(1, 1, -1))
     tensors.copy("image_encoder.pos_embed", layout.image_positions, lambda x: x.unsqueeze(0))
-    _map_norm(tensors, "image_encoder.norm_pre", layout.pre_norm)
+    map_norm(tensors, "image_encoder.norm_pre", layout.pre_norm)
     for i in range(shape.vision.layers):
         map_block(tensors, f"image_encoder.blocks.{i}", layout.image_blocks.format(i), layout.block)
-    _map_norm(tensors, "image_encoder.norm", layout.image_norm)
+    map_norm(tensors, "image_encoder.norm", layout.image_norm)
     tensors.copy("image_projection.weight", layout.image_projection, project)
     tensors.copy("text_encoder.token_embedding.weight", layout.token_embedding)
     tensors.copy("text_encoder.positional_embedding", layout.text_positions)
     for i in range(shape.text.layers):
         map_block(tensors, f"text_encoder.blocks.{i}", layout.text_blocks.format(i), layout.block)
-    _map_norm(tensors, "text_encoder.norm", layout.text_norm)
+    map_norm(tensors, "text_encoder.norm", layout.text_norm)
     tensors.copy("text_projection.weight", layout.text_projection, project)
     tensors.copy("logit_scale", "logit_scale")
 
 
-def _map_norm(tensors: TensorMap, target: str, source: str) -> None:
+def map_norm(tensors: TensorMap, target: str, source: str) -> None:
+    """Rules for LayerNorm `target`'s weight and bias from `source`'s."""
     for kind in ("weight", "bias"):
         tensors.copy(f"{target}.{kind}", f"{source}.{kind}")
 
 
-def _transposed(tensor: torch.Tensor) -> torch.Tensor:
+def transposed(tensor: torch.Tensor) -> torch.Tensor:
     """`[W,E] -> [E,W]`; a tensor that is not a matrix is left for the shape check to report."""
     return tensor.transpose(0, 1) if tensor.ndim == 2 else tensor

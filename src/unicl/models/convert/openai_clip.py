@@ -43,7 +43,6 @@ state dicts exported from OpenAI's archives are accepted when they agree with th
 
 from __future__ import annotations
 
-import re
 from pathlib import Path
 
 import torch
@@ -53,9 +52,9 @@ from unicl.models.convert.clip import (
     BlockLayout,
     ClipLayout,
     ClipShape,
-    ClipTower,
     clip_model,
     map_clip,
+    openai_tower,
     read_clip_tokenizer,
 )
 from unicl.models.convert.state_dict import TensorMap, read_tensors
@@ -85,8 +84,6 @@ OPENAI_CLIP = ClipLayout(
     ),
     transposed_projections=True,
 )
-HEAD_WIDTH = 64
-"""Channels per attention head in OpenAI's CLIP models (heads = width // 64)."""
 SIZING = {
     "visual.conv1.weight": 4,
     "visual.positional_embedding": 2,
@@ -97,7 +94,6 @@ SIZING = {
     "ln_final.weight": 1,
 }
 """The tensors the sizes are read from, with their number of dimensions."""
-TOWER_NAMES = {"visual.transformer": "vision", "transformer": "text"}
 HINT = "unicl convert reads CLIP ViT checkpoints (see docs/pretrained.md)"
 
 
@@ -122,8 +118,12 @@ def convert_openai_clip(
             f"{tuple(positions.shape)} are not a square patch embedding and a square grid"
         )
     vision_width, text_width = int(conv.shape[0]), int(state["ln_final.weight"].shape[0])
-    vision = _tower(state, "visual.transformer", vision_width, act, vision_heads, where)
-    text = _tower(state, "transformer", text_width, act, text_heads, where)
+    vision = openai_tower(
+        state, "visual.transformer", vision_width, act, vision_heads, where, "--vision-heads", HINT
+    )
+    text = openai_tower(
+        state, "transformer", text_width, act, text_heads, where, "--text-heads", HINT
+    )
     shape = ClipShape(
         vision=vision,
         text=text,
@@ -168,35 +168,4 @@ def _refuse_other_towers(state: dict[str, torch.Tensor], where: str) -> None:
     raise UserInputError(
         f"{where}: missing tensors {', '.join(missing)}, so this is not a CLIP ViT checkpoint "
         f"(it has {', '.join(sorted(state)[:3]) or 'no tensors'}, ...); {HINT}"
-    )
-
-
-def _tower(
-    state: dict[str, torch.Tensor],
-    prefix: str,
-    width: int,
-    act: str,
-    heads: int | None,
-    where: str,
-) -> ClipTower:
-    """The sizes of the transformer whose blocks are `{prefix}.resblocks.N` (counted, as OpenAI's
-    `build_model` does, by their `attn.in_proj_weight`); `heads` None means width // 64."""
-    pattern = re.compile(rf"{re.escape(prefix)}\.resblocks\.(\d+)\.attn\.in_proj_weight$")
-    indices = {int(match.group(1)) for key in state if (match := pattern.match(key))}
-    if not indices:
-        raise UserInputError(f"{where}: no {prefix}.resblocks.N.attn.in_proj_weight; {HINT}")
-    if heads is None:
-        if width % HEAD_WIDTH:
-            raise UserInputError(
-                f"{where}: {prefix} width {width} is not a multiple of {HEAD_WIDTH}, so its number "
-                f"of heads is unknown; pass --{TOWER_NAMES[prefix]}-heads"
-            )
-        heads = width // HEAD_WIDTH
-    fc = f"{prefix}.resblocks.{min(indices)}.mlp.c_fc.weight"
-    hidden = state.get(fc)
-    if hidden is None or hidden.ndim != 2:
-        shape = "missing" if hidden is None else f"of shape {tuple(hidden.shape)}"
-        raise UserInputError(f"{where}: {fc} is {shape}; {HINT}")
-    return ClipTower(
-        width=width, layers=len(indices), heads=heads, mlp=int(hidden.shape[0]), act=act
     )

@@ -1,11 +1,15 @@
 """Reading foreign checkpoints safely, and filling a unicl model from them one named tensor at a time.
 
-`read_tensors(path) -> {name: tensor}` reads `.safetensors` with safetensors, and anything else
-(`.pt`, `.pth`, `.bin`, ...) with `torch.load(weights_only=True)` only, whose unpickler builds
-tensors and plain containers and refuses every other global: no code from a checkpoint ever runs.
-TorchScript archives are refused before that (loading one means running its code). A
-`{"state_dict": {...}}` wrapper (OpenCLIP's training checkpoints) is unwrapped and a `module.`
-prefix on every name (saved from DistributedDataParallel) is dropped.
+`read_checkpoint(path) -> ({name: tensor}, {other entry: value})` reads `.safetensors` with
+safetensors, and anything else (`.pt`, `.pth`, `.bin`, ...) with `torch.load(weights_only=True)`
+only, whose unpickler builds tensors and plain containers and refuses every other global: no code
+from a checkpoint ever runs. A converter may name `stand_ins`: a full class name (as a pickle
+spells it) and a harmless type built in its place, e.g. a plain mapping for a configuration
+object. TorchScript archives are refused before that (loading one means running its code). A
+`{"state_dict": {...}}` or `{"model": {...}}` wrapper (OpenCLIP's and microsoft/UniCL's training
+checkpoints) is unwrapped, its other entries returned beside the tensors, and a `module.` prefix on
+every name (saved from DistributedDataParallel) is dropped. `read_tensors(path)` is the tensors
+alone.
 
 `TensorMap` holds the source tensors; a converter states one rule per unicl tensor (`copy`, with an
 optional reshape or transpose, or `concat`), and `load_into(model)` refuses, in one line naming the
@@ -23,7 +27,7 @@ from collections.abc import Callable, Iterable, Mapping
 from pathlib import Path
 
 import torch
-from safetensors import SafetensorError
+from safetensors import SafetensorError, safe_open
 from safetensors.torch import load_file
 
 from unicl.errors import UserInputError
@@ -32,34 +36,68 @@ SHOWN = 5
 """How many names an error line lists before '... and N more'."""
 
 
+WRAPPERS = ("state_dict", "model")
+"""Entries under which training checkpoints keep the state dict."""
+
+
 def read_tensors(path: Path) -> dict[str, torch.Tensor]:
     """The state dict stored in `path` (safetensors, or a pickle read with `weights_only=True`)."""
+    return read_checkpoint(path)[0]
+
+
+def read_checkpoint(
+    path: Path, stand_ins: Mapping[str, type] | None = None, mmap: bool = False
+) -> tuple[dict[str, torch.Tensor], dict[str, object]]:
+    """The state dict stored in `path` and the other entries of its wrapper ({} when bare).
+
+    `stand_ins`: `{full class name: type}` the unpickler may build (see the module docstring).
+    `mmap`: map the tensors of a zip checkpoint from the file instead of reading them (cheap
+    when only the names are needed)."""
     if path.suffix == ".safetensors":
         try:
-            return load_file(str(path))
+            return load_file(str(path)), {}
         except (SafetensorError, OSError) as error:
             raise UserInputError(f"{path} is not a readable safetensors file: {error}") from error
-    loaded = _load_pickled(path)
-    if isinstance(loaded, dict) and isinstance(loaded.get("state_dict"), dict):
-        loaded = loaded["state_dict"]
+    loaded = _load_pickled(path, stand_ins or {}, mmap)
+    extras: dict[str, object] = {}
+    wrapper = next(
+        (key for key in WRAPPERS if isinstance(loaded, dict) and isinstance(loaded.get(key), dict)),
+        None,
+    )
+    if wrapper is not None:
+        extras = {str(key): value for key, value in loaded.items() if key != wrapper}
+        loaded = loaded[wrapper]
     if not isinstance(loaded, dict):
         raise UserInputError(
             f"{path} holds a {type(loaded).__name__}, not a state dict (a mapping of names to "
-            "tensors, bare or as {'state_dict': ...})"
+            "tensors, bare or as {'state_dict': ...} or {'model': ...})"
         )
     others = [str(name) for name, value in loaded.items() if not isinstance(value, torch.Tensor)]
     if others:
         raise UserInputError(
             f"{path} is not a state dict: entries {_names(others)} are not tensors "
-            "(give the model's state dict, bare or as {'state_dict': ...})"
+            "(give the model's state dict, bare or as {'state_dict': ...} or {'model': ...})"
         )
     if loaded and all(name.startswith("module.") for name in loaded):
         loaded = {name.removeprefix("module."): tensor for name, tensor in loaded.items()}
-    return loaded
+    return loaded, extras
 
 
-def _load_pickled(path: Path) -> object:
-    """`torch.load(path, weights_only=True)`, its failures as one-line `UserInputError`s."""
+def checkpoint_names(path: Path, stand_ins: Mapping[str, type] | None = None) -> list[str]:
+    """The tensor names of the checkpoint `path`, read cheaply: the safetensors header, or the
+    pickle with its tensors mapped from the file (read as `read_checkpoint` does)."""
+    if path.suffix == ".safetensors":
+        try:
+            with safe_open(str(path), framework="pt") as archive:
+                return list(archive.keys())
+        except (SafetensorError, OSError) as error:
+            raise UserInputError(f"{path} is not a readable safetensors file: {error}") from error
+    return list(read_checkpoint(path, stand_ins, mmap=True)[0])
+
+
+def _load_pickled(path: Path, stand_ins: Mapping[str, type], mmap: bool) -> object:
+    """`torch.load(path, weights_only=True)` allowing only `stand_ins` beyond torch's own list,
+    its failures as one-line `UserInputError`s."""
     if _is_torchscript(path):
         raise UserInputError(
             f"{path} is a TorchScript archive (as OpenAI released CLIP), which cannot be read "
@@ -67,10 +105,13 @@ def _load_pickled(path: Path) -> object:
             f"-c \"import torch; torch.save(torch.jit.load('{path}', map_location='cpu')"
             ".state_dict(), 'clip-state.pt')\" and convert clip-state.pt"
         )
+    allowed = [(stand_in, name) for name, stand_in in stand_ins.items()]
     try:
-        with warnings.catch_warnings():
+        with warnings.catch_warnings(), torch.serialization.safe_globals(allowed):
             warnings.simplefilter("ignore")  # pickle-protocol notes; the errors below say enough
-            return torch.load(path, map_location="cpu", weights_only=True)
+            return torch.load(
+                path, map_location="cpu", weights_only=True, mmap=mmap and zipfile.is_zipfile(path)
+            )
     except pickle.UnpicklingError as error:
         needed = re.search(r"GLOBAL ([\w.]+)", str(error))
         what = f" (it needs {needed.group(1)})" if needed else ""
