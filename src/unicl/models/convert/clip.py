@@ -49,18 +49,21 @@ class ClipTower:
     mlp: int
     act: str
 
+    @property
+    def mlp_ratio(self) -> float:
+        """The ratio whose `int(width * ratio)` is `mlp` (unicl's and OpenCLIP's MLP width rule):
+        nudged up when plain division rounds down."""
+        ratio = self.mlp / self.width
+        return ratio if int(self.width * ratio) == self.mlp else (self.mlp + 0.5) / self.width
+
     def section(self, layers_key: str) -> dict:
         """The sizes as keys of a `vit` or `transformer` config section, whose layer count is
         called `layers_key`."""
-        # Mlp's hidden width is int(width * ratio): nudge the ratio when plain division rounds down.
-        ratio = self.mlp / self.width
-        if int(self.width * ratio) != self.mlp:
-            ratio = (self.mlp + 0.5) / self.width
         return {
             "width": self.width,
             layers_key: self.layers,
             "heads": self.heads,
-            "mlp_ratio": ratio,
+            "mlp_ratio": self.mlp_ratio,
             "act": self.act,
         }
 

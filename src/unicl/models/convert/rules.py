@@ -48,10 +48,8 @@ class Rule:
         tensor = tensor.detach().reshape(tensor.shape[self.leading :])
         if self.transposed:
             tensor = tensor.transpose(0, 1)
-        return [
-            part.clone(memory_format=torch.contiguous_format)
-            for part in tensor.chunk(len(self.theirs), dim=0)
-        ]
+        parts = tensor.chunk(len(self.theirs), dim=0) if len(self.theirs) > 1 else (tensor,)
+        return [part.clone(memory_format=torch.contiguous_format) for part in parts]
 
 
 def rule(ours: str, *theirs: str, transposed: bool = False, leading: int = 0) -> Rule:
