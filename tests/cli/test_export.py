@@ -5,9 +5,11 @@ CLIP counterpart are refused by name."""
 from __future__ import annotations
 
 import json
+from itertools import islice
 
 import pytest
 import torch
+from PIL import Image
 from safetensors.torch import load_file, save_file
 from tokenizers import normalizers
 
@@ -22,6 +24,8 @@ from tests.models.clip_reference import (
     tiny_clip,
     transformers,
 )
+from unicl.constants import CLIP_MEAN, CLIP_STD
+from unicl.data import EvalTransform, open_source
 from unicl.errors import UserInputError
 from unicl.models import create_model, load
 from unicl.models.convert import convert_checkpoint
@@ -242,3 +246,50 @@ def test_outputs_are_checked_before_anything_is_read(converted, tmp_path, capsys
     assert "is inside the model directory" in error
     error = export(capsys, tmp_path / "none", "--format", "hf-clip", "--out", tmp_path / "o")
     assert "does not exist" in error
+
+
+def test_a_model_fine_tuned_by_unicl_gives_its_features_through_transformers_alone(
+    converted, tmp_path, capsys
+):
+    """Imported CLIP -> a few steps of UniCL on labelled demo images -> export -> transformers'
+    CLIPProcessor and CLIPModel alone give unicl's features of the same images and texts."""
+    _, unicl_dir = converted
+    settings = [
+        f"model.name={unicl_dir}",
+        'data.sources=["data/demo/fashion-mnist?take=0:64"]',
+        "data.batch_size=8",
+        "data.num_workers=0",
+        "schedule.steps=3",
+        "schedule.warmup_steps=1",
+        "evaluation.zeroshot=[]",
+        "logging.progress=false",
+        "checkpoint.every_steps=3",
+        f"run.output_dir={tmp_path / 'run'}",
+    ]
+    argv = ["train", "configs/demo.yaml", *(f"--set={setting}" for setting in settings)]
+    assert run_command(capsys, *argv) == ""
+    trained = tmp_path / "run" / "model"
+    assert export(capsys, trained, "--format", "hf-clip", "--out", tmp_path / "hf") == ""
+    samples = islice(open_source("data/demo/fashion-mnist#t10k").raw_samples(), 4)
+    images = [Image.fromarray(raw.image) for raw in samples]
+    texts = ["a photo of a trouser.", "a sneaker", "an ankle boot in a photo"]
+    model = transformers.CLIPModel.from_pretrained(str(tmp_path / "hf")).eval()
+    processor = transformers.CLIPProcessor.from_pretrained(str(tmp_path / "hf"))
+    inputs = processor(text=texts, images=images, return_tensors="pt", padding=True)
+    ours, preprocess = load(trained).eval(), EvalTransform(32, CLIP_MEAN, CLIP_STD)
+    with torch.no_grad():
+        theirs_image = features(model.get_image_features(pixel_values=inputs["pixel_values"]))
+        theirs_text = features(
+            model.get_text_features(
+                input_ids=inputs["input_ids"], attention_mask=inputs["attention_mask"]
+            )
+        )
+        ours_image = ours.encode_image(torch.stack([preprocess(image) for image in images]))
+        ours_text = ours.encode_text(ours.tokenize(texts))
+    assert (theirs_image - ours_image).abs().max() <= 1e-5
+    assert (theirs_text - ours_text).abs().max() <= 1e-5
+    before = load(unicl_dir).state_dict()["image_encoder.norm_pre.weight"]
+    assert not torch.equal(ours.state_dict()["image_encoder.norm_pre.weight"], before)
+    card = (trained / "README.md").read_text()
+    assert "Trained with `unicl train` from" in card and "3 steps, 24 samples seen" in card
+    assert "MIT, Copyright (c) 2017 Zalando SE" in card and "Imported with `unicl convert`" in card
