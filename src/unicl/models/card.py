@@ -172,8 +172,9 @@ def _step(record: Mapping[str, Any]) -> list[str]:
         return [f"Made by an unknown step: {json.dumps(dict(record), sort_keys=True)}"]
     lines = [
         f"Trained with `unicl train` from `{record.get('started_from')}`: objective "
-        f"`{record.get('objective')}`, {record.get('steps'):,} steps, "
-        f"{record.get('samples'):,} samples seen, global batch {record.get('global_batch')}.",
+        f"`{record.get('objective')}`, {_number(record.get('steps'))} steps, "
+        f"{_number(record.get('samples'))} samples seen, global batch "
+        f"{_number(record.get('global_batch'))}.",
     ]
     data = record.get("data") or []
     if data:
@@ -216,4 +217,7 @@ def _evaluation(folder: Path) -> list[str]:
 
 
 def _number(value: Any) -> str:
-    return f"{value:.4f}" if isinstance(value, float) else str(value)
+    """Floats to 4 decimals, integers with thousands separators, anything else as it is."""
+    if isinstance(value, float):
+        return f"{value:.4f}"
+    return f"{value:,}" if isinstance(value, int) and not isinstance(value, bool) else str(value)

@@ -132,14 +132,13 @@ def check_clip_tokenizer(tokenizer: Tokenizer, target: str) -> None:
     if not vocab or START not in vocab or END not in vocab:
         why = f"it is not a BPE with {WORD_END} word ends and {START} / {END}"
     else:
-        theirs = json.loads(clip_tokenizer(vocab, merges).to_str())
-        ours = json.loads(tokenizer.to_str())
+        rebuilt = clip_tokenizer(vocab, merges)
+        theirs, ours = json.loads(rebuilt.to_str()), json.loads(tokenizer.to_str())
         steps = [k for k in ("normalizer", "pre_tokenizer") if ours[k] != theirs[k]]
-        rebuilt = Tokenizer(clip_tokenizer(vocab, merges), tokenizer.context_length)
         if steps:
             verb = "differs" if len(steps) == 1 else "differ"
             why = f"its {' and '.join(steps)} {verb} from CLIP's"  # the steps' names in the JSON
-        elif not rebuilt(PROBES).equal(tokenizer(PROBES)):
+        elif not Tokenizer(rebuilt, tokenizer.context_length)(PROBES).equal(tokenizer(PROBES)):
             why = f"it adds or pads with other tokens than CLIP's {START} ... {END}"
     if why is not None:
         raise UserInputError(
