@@ -1,6 +1,6 @@
 """UniCL: unified contrastive learning in image-text-label space."""
 
-from unicl.evaluate import build_zeroshot_classifier
+from unicl.evaluate import build_zeroshot_classifier, create_model_and_transforms, get_tokenizer
 from unicl.models import UniCLModel, create_model, list_models, load
 from unicl.objective import UniCLLoss, supcon_loss, target_labels, unicl_loss
 
@@ -9,6 +9,8 @@ __all__ = [
     "UniCLModel",
     "build_zeroshot_classifier",
     "create_model",
+    "create_model_and_transforms",
+    "get_tokenizer",
     "list_models",
     "load",
     "supcon_loss",

@@ -68,3 +68,13 @@ def refuse_existing(*paths: str | os.PathLike, overwrite: bool = False) -> None:
             raise UserInputError(
                 f"{path} already exists; pass --overwrite to replace it or choose another --out"
             )
+
+
+def refuse_filled_folder(path: str | os.PathLike, option: str = "--out") -> None:
+    """Raise `UserInputError` before any work unless ``path`` is new or an empty folder (an
+    output folder that a command fills, given as ``option``)."""
+    path = Path(path)
+    if path.exists() and (not path.is_dir() or any(path.iterdir())):
+        raise UserInputError(
+            f"{path} already exists and is not an empty folder; choose a new {option} folder"
+        )

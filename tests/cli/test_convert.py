@@ -11,6 +11,7 @@ import torch
 from PIL import Image
 from safetensors.torch import load_file, save_file
 
+from tests.cli.conftest import run_command
 from tests.models.clip_reference import (
     TEXTS,
     features,
@@ -19,7 +20,6 @@ from tests.models.clip_reference import (
     openai_state_dict,
     save_hf_clip,
     tiny_clip,
-    write_clip_vocabulary,
 )
 from unicl.cli.main import main
 from unicl.models import load
@@ -29,31 +29,9 @@ TOLERANCE = 1e-5
 """Largest absolute difference allowed between unicl's and transformers' unnormalised features."""
 
 
-@pytest.fixture(scope="module")
-def vocabulary(tmp_path_factory):
-    directory = tmp_path_factory.mktemp("vocabulary")
-    write_clip_vocabulary(directory)
-    return directory
-
-
-@pytest.fixture(scope="module", params=[("quick_gelu", False), ("gelu", True)], ids=["new", "old"])
-def reference(request, vocabulary, tmp_path_factory):
-    """(transformers model, its saved directory): QuickGELU with a current config, and GELU with
-    an old one (`eos_token_id == 2`, pooled at the largest id)."""
-    act, legacy_eos = request.param
-    model = tiny_clip(json.loads((vocabulary / "vocab.json").read_text()), act, legacy_eos)
-    return model, save_hf_clip(model, vocabulary, tmp_path_factory.mktemp("hf") / "clip")
-
-
 def convert(capsys, *argv) -> str:
     """Run `unicl convert ARGV`; the one-line error when it fails, else ''."""
-    capsys.readouterr()  # drop what building the reference printed
-    code = main(["convert", *map(str, argv)])
-    captured = capsys.readouterr()
-    if code == 0:
-        return ""
-    assert code == 2 and captured.err.count("\n") == 1, captured.err
-    return captured.err
+    return run_command(capsys, "convert", *argv)
 
 
 def assert_same_clip(converted_dir, model, vocabulary) -> None:

@@ -52,6 +52,16 @@ def test_one_mixture_is_written_as_a_model(models, tmp_path, capsys):
     for name, value in load(out).state_dict().items():
         assert torch.equal(value, expected[name]), name
     assert not (tmp_path / "wise.json").exists()
+    card = (out / "README.md").read_text()  # the whole history, latest first
+    steps = [
+        "WiSE-FT interpolation (`unicl wise-ft`), alpha 0.3",
+        "Trained with `unicl train` from",
+        "objective `unicl`, 2 steps, 16 samples seen, global batch 8.",
+        "| image-label | 8000 | MIT, Copyright (c) 2017 Zalando SE",
+        "| image-text | 1000 | CC-BY 4.0 (Twemoji graphics",
+        "Built from the config `unicl-tiny`",
+    ]
+    assert [card.index(step) for step in steps] == sorted(card.index(step) for step in steps)
     assert main(["wise-ft", str(zeroshot), str(finetuned), "--out", str(out)]) == 2
     assert capsys.readouterr().err == f"unicl: error: {out} already exists; choose another --out\n"
 

@@ -37,11 +37,13 @@ def test_round_trip_gives_bit_identical_embeddings(saved):
     assert loaded.config == dataclasses.replace(model.config, tokenizer="tokenizer.json")
 
 
-def test_the_directory_holds_safetensors_json_and_the_tokenizer_only(saved):
+def test_the_directory_holds_safetensors_json_the_tokenizer_and_the_card_only(saved):
     _, directory = saved
     assert sorted(p.name for p in directory.iterdir()) == [
+        "README.md",
         "config.json",
         "model.safetensors",
+        "provenance.json",
         "tokenizer.json",
     ]
     record = json.loads((directory / "config.json").read_text())

@@ -16,7 +16,7 @@ import argparse
 from pathlib import Path
 from typing import get_args
 
-from unicl.errors import UserInputError
+from unicl.files import refuse_filled_folder
 from unicl.models.convert import FORMATS, convert_checkpoint, detect_format
 from unicl.models.layers import Activation
 
@@ -63,10 +63,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 def run_convert(args: argparse.Namespace) -> int:
     out: Path = args.out
-    if out.exists() and (not out.is_dir() or any(out.iterdir())):
-        raise UserInputError(
-            f"{out} already exists and is not an empty folder; choose a new --out folder"
-        )
+    refuse_filled_folder(out)
     source_format = args.format or detect_format(args.src)
     model = convert_checkpoint(
         args.src,
@@ -76,6 +73,7 @@ def run_convert(args: argparse.Namespace) -> int:
         vision_heads=args.vision_heads,
         text_heads=args.text_heads,
     )
+    model.provenance = {"kind": "imported", "source": str(args.src), "format": source_format}
     model.save_pretrained(out)
     parameters = sum(p.numel() for p in model.parameters())
     print(

@@ -1,8 +1,9 @@
 """`unicl eval zeroshot|linear-probe|retrieval MODEL_DIR ...`: evaluate a saved model.
 
 Each command prints its metrics and writes them as JSON next to the model, in
-`MODEL_DIR/evaluation/<command>-<data name>.json` (`--out FILE` to choose); zero-shot also saves
-the confusion matrix as a PNG beside the JSON. An existing result is replaced only with
+`MODEL_DIR/evaluation/<command>-<data name>.json` (`--out FILE` to choose), and adds them to the
+model card `MODEL_DIR/README.md`; zero-shot also saves the confusion matrix as a PNG beside the
+JSON. An existing result is replaced only with
 `--overwrite`, and no result is ever written over the model's own files.
 """
 
@@ -10,6 +11,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -25,6 +27,8 @@ from unicl.data import parse_source
 from unicl.errors import UserInputError
 from unicl.evaluate import evaluate_retrieval, evaluate_zeroshot, linear_probe
 from unicl.evaluate.results import write_json
+from unicl.models import UniCLModel
+from unicl.models.card import CARD_FILE, EVALUATION_DIR, write_model_card
 from unicl.templates import get_templates
 
 
@@ -33,9 +37,21 @@ def result_path(args: argparse.Namespace, command: str, source: str, *siblings: 
     it and its `siblings` (other suffixes written beside it) with `refuse_outputs`."""
     path = args.out
     if path is None:
-        path = args.model_dir / "evaluation" / f"{command}-{parse_source(source).name}.json"
+        path = args.model_dir / EVALUATION_DIR / f"{command}-{parse_source(source).name}.json"
     refuse_outputs(args, path, *(path.with_suffix(suffix) for suffix in siblings))
     return path
+
+
+def save_result(args: argparse.Namespace, model: UniCLModel, path: Path, payload: dict) -> None:
+    """Write the result; one written into the model's `evaluation/` folder is added to its model
+    card (`README.md`), unless that card was not written by unicl."""
+    write_json(path, payload)
+    in_model_dir = path.resolve().is_relative_to((args.model_dir / EVALUATION_DIR).resolve())
+    if in_model_dir and not write_model_card(model, args.model_dir):
+        print(
+            f"unicl: {args.model_dir / CARD_FILE} was not written by unicl; left unchanged",
+            file=sys.stderr,
+        )
 
 
 def _shown(value: Any) -> str:
@@ -109,7 +125,7 @@ def run_zeroshot(args: argparse.Namespace) -> int:
     metrics = evaluate_zeroshot(
         model, args.data, templates=templates, confusion_png=path.with_suffix(".png"), **options
     )
-    write_json(path, {"command": "zeroshot", "data": args.data, **metrics})
+    save_result(args, model, path, {"command": "zeroshot", "data": args.data, **metrics})
     report(metrics, path, args.json)
     return 0
 
@@ -130,7 +146,8 @@ def run_linear_probe(args: argparse.Namespace) -> int:
         seed=args.seed,
         **options,
     )
-    write_json(path, {"command": "linear-probe", "train": args.train, "test": args.test, **metrics})
+    payload = {"command": "linear-probe", "train": args.train, "test": args.test, **metrics}
+    save_result(args, model, path, payload)
     report(metrics, path, args.json)
     return 0
 
@@ -140,6 +157,6 @@ def run_retrieval(args: argparse.Namespace) -> int:
     model = load_model(args)
     path = result_path(args, "retrieval", args.data)
     metrics = evaluate_retrieval(model, args.data, **options)
-    write_json(path, {"command": "retrieval", "data": args.data, **metrics})
+    save_result(args, model, path, {"command": "retrieval", "data": args.data, **metrics})
     report(metrics, path, args.json)
     return 0

@@ -21,6 +21,7 @@ COMMAND_MODULES: tuple[str, ...] = (
     "embed",
     "info",
     "convert",
+    "export",
     "wise_ft",
 )
 

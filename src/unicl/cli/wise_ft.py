@@ -114,6 +114,13 @@ def run_wise_ft(args: argparse.Namespace) -> int:
         saved = None
         if not sweep or args.save_models:
             saved = args.out / f"alpha-{alpha:g}" if sweep else args.out
+            model.provenance = {
+                "kind": "interpolated",
+                "alpha": alpha,
+                "zeroshot": str(args.model_zeroshot),
+                "finetuned": str(args.model_finetuned),
+                "base": finetuned.provenance,
+            }
             model.save_pretrained(saved)
         scores = {
             source: evaluate_zeroshot(

@@ -8,7 +8,13 @@ from unicl.data.readers import open_source, parse_source, register_reader, sourc
 from unicl.data.source import Modality, RawSample, Source
 from unicl.data.spec import SourceSpec
 from unicl.data.stream import UnifiedStream
-from unicl.data.transforms import CLIP_MEAN, CLIP_STD, BatchAugment, EvalTransform
+from unicl.data.transforms import (
+    CLIP_MEAN,
+    CLIP_STD,
+    BatchAugment,
+    EvalTransform,
+    TrainTransform,
+)
 
 __all__ = [
     "CLIP_MEAN",
@@ -21,6 +27,7 @@ __all__ = [
     "RawSample",
     "Source",
     "SourceSpec",
+    "TrainTransform",
     "UnifiedStream",
     "collate_skipping_bad",
     "open_source",

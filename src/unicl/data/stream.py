@@ -27,6 +27,7 @@ from unicl.data.bad_data import BadDataLog
 from unicl.data.batch import Batch
 from unicl.data.classes import ClassSpace
 from unicl.data.images import DEFAULT_MAX_PIXELS, BadSample, fit_square
+from unicl.data.licence import data_licence
 from unicl.data.plan import consumer_quotas, consumer_samples, epoch_quotas, seeded_rng
 from unicl.data.readers import open_source
 from unicl.data.source import Modality, Source, decode
@@ -154,8 +155,9 @@ class UnifiedStream:
         self._done = 0
 
     def describe(self) -> dict:
-        """What the stream mixes: per source its kind, modality, size and samples per epoch; the
-        image-text share of an epoch (and so of an average batch); the unified classes."""
+        """What the stream mixes: per source its kind, modality, size, samples per epoch and
+        licence (`data_licence`, None when unknown); the image-text share of an epoch (and so of
+        an average batch); the unified classes."""
         per_epoch = sum(self.quotas)
         text = sum(
             quota
@@ -169,6 +171,7 @@ class UnifiedStream:
                     "modality": str(source.modality),
                     "samples": len(source),
                     "per_epoch": int(quota),
+                    "licence": data_licence(source.spec.location),
                 }
                 for source, quota in zip(self.sources, self.quotas, strict=True)
             ],

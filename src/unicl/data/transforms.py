@@ -1,4 +1,5 @@
-"""Transforms: `BatchAugment` (training, kornia, on the device) and `EvalTransform` (evaluation).
+"""Transforms: `BatchAugment` (training, kornia, on the device), `EvalTransform` (evaluation) and
+`TrainTransform` (the training pipeline for one image).
 
 Defaults follow CLIP's normalisation; pass the model's `image_mean` / `image_std`.
 """
@@ -13,7 +14,7 @@ from PIL import Image
 from torch import nn
 
 from unicl.constants import CLIP_MEAN, CLIP_STD
-from unicl.data.images import fit_square
+from unicl.data.images import fit_square, to_rgb
 from unicl.objective import CAPTION_CLASS_ID
 
 
@@ -67,6 +68,7 @@ class BatchAugment(nn.Module):
 class EvalTransform:
     """PIL image -> normalised float [3,S,S]: resize the shorter side to S, centre crop (bicubic).
 
+    Images that are not RGB are converted (`images.to_rgb`: transparent pixels over white).
     Deterministic: the same image always gives the same tensor.
     """
 
@@ -78,4 +80,26 @@ class EvalTransform:
         self.std = torch.tensor(std).view(3, 1, 1)
 
     def __call__(self, image: Image.Image) -> torch.Tensor:
-        return (fit_square(image, self.image_size).float() / 255 - self.mean) / self.std
+        return (fit_square(to_rgb(image), self.image_size).float() / 255 - self.mean) / self.std
+
+
+class TrainTransform:
+    """PIL image -> augmented, normalised float [3,S,S]: unicl's training pipeline for one image.
+
+    As the training stream does: RGB (`images.to_rgb`), centre crop to a square and resize to S
+    (`images.fit_square`), then `BatchAugment(S, mean, std, **augment)` in training mode (random
+    resized crop, colour jitter, horizontal flip), here on one image. Random: seed torch to repeat.
+    """
+
+    def __init__(
+        self,
+        image_size: int,
+        mean: Sequence[float] = CLIP_MEAN,
+        std: Sequence[float] = CLIP_STD,
+        **augment,
+    ) -> None:
+        self.image_size = image_size
+        self.augment = BatchAugment(image_size, mean, std, **augment).train()
+
+    def __call__(self, image: Image.Image) -> torch.Tensor:
+        return self.augment(fit_square(to_rgb(image), self.image_size)[None])[0]

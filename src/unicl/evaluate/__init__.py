@@ -4,6 +4,7 @@ opened source or an `EvalDataset`) and options, and returns a dict of metrics.""
 
 from unicl.evaluate.embed import embed_images, embed_texts, encode_dataset
 from unicl.evaluate.export import export_embeddings
+from unicl.evaluate.harness import create_model_and_transforms, get_tokenizer
 from unicl.evaluate.linear_probe import linear_probe, linear_probe_on_features
 from unicl.evaluate.logistic_regression import (
     LogisticRegression,
@@ -21,6 +22,7 @@ __all__ = [
     "build_zeroshot_classifier",
     "classification_metrics",
     "classify",
+    "create_model_and_transforms",
     "embed_images",
     "embed_texts",
     "encode_dataset",
@@ -28,6 +30,7 @@ __all__ = [
     "evaluate_zeroshot",
     "export_embeddings",
     "fit_logistic_regression",
+    "get_tokenizer",
     "linear_probe",
     "linear_probe_on_features",
     "predict",

@@ -15,6 +15,7 @@ import os
 from pathlib import Path
 
 from unicl.errors import UserInputError
+from unicl.models.card import read_provenance
 from unicl.models.config import (
     ModelConfig,
     apply_overrides,
@@ -95,26 +96,32 @@ def build_image_encoder(spec: dict, image_size: int, base_dir: Path | None = Non
     return _construct(cls, {**kwargs, "image_size": image_size}, f"vision ({spec['arch']})")
 
 
+def config_tokenizer(config: ModelConfig, base_dir: Path | None = None) -> Tokenizer:
+    """The tokenizer of a model of `config`: the config's `tokenizer` (a shipped name, or a
+    file relative to `base_dir`, a saved model's directory, when there is one), else the text
+    tower directory's (`path` or `package`)."""
+    tokenizer_source = config.tokenizer
+    if tokenizer_source is None:
+        _, text_kwargs = _tower_arguments(TEXT_TOWERS, config.text, base_dir)
+        tokenizer_source = text_kwargs.get("path")
+        if tokenizer_source is None:
+            raise UserInputError("the model config needs 'tokenizer' (a name or tokenizer.json)")
+    elif base_dir is not None and not Path(tokenizer_source).is_absolute():
+        tokenizer_source = base_dir / tokenizer_source
+    return Tokenizer.from_file(tokenizer_source, config.context_length)
+
+
 def model_from_config(
     config: ModelConfig, base_dir: Path | None = None, tokenizer: Tokenizer | None = None
 ) -> UniCLModel:
     """Build a freshly initialised model (pretrained towers keep their weights).
 
     The tokenizer is `tokenizer` when given (one built in memory, as the checkpoint converters
-    do), else the config's `tokenizer`, else the text tower directory's (`path`).
+    do), else `config_tokenizer(config, base_dir)`.
     """
     text_cls, text_kwargs = _tower_arguments(TEXT_TOWERS, config.text, base_dir)
     if tokenizer is None:
-        tokenizer_source = config.tokenizer
-        if tokenizer_source is None:
-            tokenizer_source = text_kwargs.get("path")
-            if tokenizer_source is None:
-                raise UserInputError(
-                    "the model config needs 'tokenizer' (a name or tokenizer.json)"
-                )
-        elif base_dir is not None and not Path(tokenizer_source).is_absolute():
-            tokenizer_source = base_dir / tokenizer_source
-        tokenizer = Tokenizer.from_file(tokenizer_source, config.context_length)
+        tokenizer = config_tokenizer(config, base_dir)
     image_encoder = build_image_encoder(config.vision, config.image_size, base_dir)
     common = dict(
         vocab_size=tokenizer.vocab_size,
@@ -135,7 +142,9 @@ def create_model(name_or_path: str | os.PathLike, **overrides) -> UniCLModel:
     config = load_model_config(name_or_path)
     if overrides:
         config = apply_overrides(config, overrides)
-    return model_from_config(config)
+    model = model_from_config(config)
+    model.provenance = {"kind": "created", "config": str(name_or_path), "overrides": overrides}
+    return model
 
 
 def load(directory: str | os.PathLike) -> UniCLModel:
@@ -148,4 +157,5 @@ def load(directory: str | os.PathLike) -> UniCLModel:
         )
     model = model_from_config(config, base_dir=directory)
     load_weights(directory, model)
+    model.provenance = read_provenance(directory)
     return model

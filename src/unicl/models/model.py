@@ -9,6 +9,7 @@ features. `logit_scale` holds log(multiplier), initialised to log(1/0.07) and ke
 from __future__ import annotations
 
 import dataclasses
+import json
 import math
 import os
 from collections.abc import Sequence
@@ -17,6 +18,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from unicl.models.card import PROVENANCE_FILE, write_model_card
 from unicl.models.config import ModelConfig
 from unicl.models.feature_cache import LockedTowerCache
 from unicl.models.serialization import TOKENIZER_FILE, save_directory
@@ -32,6 +34,8 @@ class UniCLModel(nn.Module):
 
     The towers follow the contract of `unicl.models.tower`. `config` is the `ModelConfig` it was
     built from; it is what `save_pretrained` writes so that `unicl.load` can rebuild the same model.
+    `provenance` records how the model was made (imported, trained, interpolated; see
+    `unicl.models.card`), None when unknown; it is saved and loaded with the model.
     """
 
     def __init__(
@@ -53,6 +57,7 @@ class UniCLModel(nn.Module):
         nn.init.normal_(self.text_projection.weight, std=text_encoder.width**-0.5)
         self.logit_scale = nn.Parameter(torch.tensor(INIT_LOGIT_SCALE))
         self.text_cache: LockedTowerCache | None = None
+        self.provenance: dict | None = None
 
     @property
     def embed_dim(self) -> int:
@@ -121,7 +126,8 @@ class UniCLModel(nn.Module):
         }
 
     def save_pretrained(self, directory: str | os.PathLike) -> None:
-        """Write `model.safetensors`, `config.json` and `tokenizer.json` (no pickle) to `directory`.
+        """Write `model.safetensors`, `config.json` and `tokenizer.json` (no pickle) to `directory`,
+        `provenance.json` when the provenance is known, and the model card `README.md`.
 
         Each tower adds what rebuilds it from the directory alone (`export_section`; e.g. a
         Hugging Face tower's architecture in `text_tower/config.json`). Each file is written
@@ -133,4 +139,7 @@ class UniCLModel(nn.Module):
             self.config, tokenizer=TOKENIZER_FILE, vision=vision, text=text
         )
         files = {TOKENIZER_FILE: self.tokenizer.to_str(), **image_files, **text_files}
+        if self.provenance is not None:
+            files[PROVENANCE_FILE] = json.dumps(self.provenance, indent=2, default=str) + "\n"
         save_directory(directory, config.to_dict(), self.state_dict(), files)
+        write_model_card(self, directory)

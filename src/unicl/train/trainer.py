@@ -118,6 +118,7 @@ def _train(config: TrainConfig, context: ProcessContext, resume: str | None) -> 
         model_dir = config.output_dir / MODEL_DIR
         if not state.objective.trains_text_tower:
             state.model.config = dataclasses.replace(state.model.config, image_only=True)
+        state.model.provenance = _provenance(state, result)
         state.model.save_pretrained(model_dir)
         report = write_report(
             config.output_dir,
@@ -179,6 +180,26 @@ def _seed_everything(seed: int) -> None:
     random.seed(seed)
     np.random.seed(seed % 2**32)
     torch.manual_seed(seed)
+
+
+def _provenance(state: TrainingState, result) -> dict[str, Any]:
+    """What the model card says of this run (`unicl.models.card`): where it started (with that
+    model's own provenance as `base`), the objective, steps, samples, data and final evaluation."""
+    config, counters = state.config, state.counters
+    return {
+        "kind": "trained",
+        "started_from": config.model.name,
+        "objective": config.objective.name,
+        "steps": counters.step,
+        "samples": counters.samples,
+        "global_batch": state.global_batch,
+        "data": [
+            {key: source[key] for key in ("source", "modality", "samples", "licence")}
+            for source in state.stream.describe()["sources"]
+        ],
+        "evaluation": result.evaluation,
+        "base": state.model.provenance,
+    }
 
 
 def _summary(state: TrainingState, result) -> dict[str, Any]:

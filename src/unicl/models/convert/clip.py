@@ -10,9 +10,10 @@ A CLIP ViT model becomes a `UniCLModel` whose
 - `image_mean` / `image_std` are CLIP's unless the source says otherwise; `embed_dim`,
   `image_size` and `context_length` are the checkpoint's.
 
-A format is a `ClipLayout`: its name for every tensor. `map_clip` states the rule for every
-unicl tensor from it, and `map_block` those of one transformer block (`layers.Block`), the query,
-key and value projections concatenated into `attn.qkv` in that order.
+A format is a `ClipLayout`: its name for every tensor. `clip_rules` is the one table that pairs
+every unicl tensor with the layout's (`block_rules` those of one transformer block, `layers.Block`,
+the query, key and value projections concatenated into `attn.qkv` in that order); the importers
+read it forwards (`map_clip`), the exporters backwards (`rules.export_rules`).
 """
 
 from __future__ import annotations
@@ -25,11 +26,11 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import tokenizers
-import torch
 
 from unicl.constants import CLIP_MEAN, CLIP_STD
 from unicl.errors import UserInputError
 from unicl.models.config import model_config_from_dict
+from unicl.models.convert.rules import Rule, import_rules, rule
 from unicl.models.convert.state_dict import TensorMap
 from unicl.models.factory import model_from_config
 from unicl.models.model import UniCLModel
@@ -52,18 +53,21 @@ class ClipTower:
     mlp: int
     act: str
 
+    @property
+    def mlp_ratio(self) -> float:
+        """The ratio whose `int(width * ratio)` is `mlp` (unicl's and OpenCLIP's MLP width rule):
+        nudged up when plain division rounds down."""
+        ratio = self.mlp / self.width
+        return ratio if int(self.width * ratio) == self.mlp else (self.mlp + 0.5) / self.width
+
     def section(self, layers_key: str) -> dict:
         """The sizes as keys of a `vit` or `transformer` config section, whose layer count is
         called `layers_key`."""
-        # Mlp's hidden width is int(width * ratio): nudge the ratio when plain division rounds down.
-        ratio = self.mlp / self.width
-        if int(self.width * ratio) != self.mlp:
-            ratio = (self.mlp + 0.5) / self.width
         return {
             "width": self.width,
             layers_key: self.layers,
             "heads": self.heads,
-            "mlp_ratio": ratio,
+            "mlp_ratio": self.mlp_ratio,
             "act": self.act,
         }
 
@@ -174,25 +178,31 @@ class BlockLayout:
     fc2: str
 
 
-def map_block(tensors: TensorMap, target: str, source: str, layout: BlockLayout) -> None:
-    """Rules for unicl block `target` (e.g. `text_encoder.blocks.3`) from source block `source`:
+def block_rules(ours: str, theirs: str, layout: BlockLayout) -> list[Rule]:
+    """The rules of unicl block `ours` (e.g. `text_encoder.blocks.3`) and the layout's block
+    `theirs`:
 
-    | unicl | source |
+    | unicl | layout |
     | --- | --- |
     | `norm1.*` | `norm1` |
-    | `attn.qkv.*` | `qkv` (three names concatenated as q, k, v along the output dimension) |
+    | `attn.qkv.*` | `qkv` (three names: concatenated as q, k, v along the output dimension) |
     | `attn.proj.*` | `proj` |
     | `norm2.*` | `norm2` |
     | `mlp.0.*` / `mlp.2.*` | `fc1` / `fc2` |
     """
-    for kind in ("weight", "bias"):
-        tensors.copy(f"{target}.norm1.{kind}", f"{source}.{layout.norm1.format(kind)}")
-        qkv = [f"{source}.{name.format(kind)}" for name in layout.qkv]
-        tensors.concat(f"{target}.attn.qkv.{kind}", qkv)
-        tensors.copy(f"{target}.attn.proj.{kind}", f"{source}.{layout.proj.format(kind)}")
-        tensors.copy(f"{target}.norm2.{kind}", f"{source}.{layout.norm2.format(kind)}")
-        tensors.copy(f"{target}.mlp.0.{kind}", f"{source}.{layout.fc1.format(kind)}")
-        tensors.copy(f"{target}.mlp.2.{kind}", f"{source}.{layout.fc2.format(kind)}")
+    pairs = (
+        ("norm1", (layout.norm1,)),
+        ("attn.qkv", layout.qkv),
+        ("attn.proj", (layout.proj,)),
+        ("norm2", (layout.norm2,)),
+        ("mlp.0", (layout.fc1,)),
+        ("mlp.2", (layout.fc2,)),
+    )
+    return [
+        rule(f"{ours}.{name}.{kind}", *(f"{theirs}.{n.format(kind)}" for n in names))
+        for name, names in pairs
+        for kind in ("weight", "bias")
+    ]
 
 
 def read_clip_tokenizer(path: Path) -> tokenizers.Tokenizer:
@@ -267,9 +277,10 @@ class ClipLayout:
     transposed_projections: bool
 
 
-def map_clip(tensors: TensorMap, layout: ClipLayout, shape: ClipShape) -> None:
-    """A rule for every tensor of the unicl model of `shape` (W: a tower's width, G: the patch
-    grid side, L: context length, E: `embed_dim`):
+def clip_rules(layout: ClipLayout, vision_layers: int, text_layers: int) -> list[Rule]:
+    """The table of a CLIP ViT model with the given numbers of blocks in `layout`, read by the
+    importers (`map_clip`) and the exporters alike (W: a tower's width, G: the patch grid side,
+    L: context length, E: `embed_dim`):
 
     | unicl | `layout` |
     | --- | --- |
@@ -277,7 +288,7 @@ def map_clip(tensors: TensorMap, layout: ClipLayout, shape: ClipShape) -> None:
     | `image_encoder.cls_token [1,1,W]` | `class_embedding [W]` |
     | `image_encoder.pos_embed [1,1+G*G,W]` | `image_positions [1+G*G,W]` |
     | `image_encoder.norm_pre.*` | `pre_norm` |
-    | `image_encoder.blocks.N.*` | `image_blocks` N (`map_block`) |
+    | `image_encoder.blocks.N.*` | `image_blocks` N (`block_rules`) |
     | `image_encoder.norm.*` | `image_norm` (CLIP's post-norm of the class token) |
     | `image_projection.weight [E,W]` | `image_projection` (transposed if stored `[W,E]`) |
     | `text_encoder.token_embedding.weight [V,W]` | `token_embedding` |
@@ -287,30 +298,38 @@ def map_clip(tensors: TensorMap, layout: ClipLayout, shape: ClipShape) -> None:
     | `text_projection.weight [E,W]` | `text_projection` (transposed if stored `[W,E]`) |
     | `logit_scale` (log of the multiplier) | `logit_scale` (the same) |
     """
-    project = transposed if layout.transposed_projections else None
-    tensors.copy("image_encoder.patch_embed.weight", layout.patch_embed)
-    tensors.copy("image_encoder.cls_token", layout.class_embedding, lambda x: x.reshape(1, 1, -1))
-    tensors.copy("image_encoder.pos_embed", layout.image_positions, lambda x: x.unsqueeze(0))
-    map_norm(tensors, "image_encoder.norm_pre", layout.pre_norm)
-    for i in range(shape.vision.layers):
-        map_block(tensors, f"image_encoder.blocks.{i}", layout.image_blocks.format(i), layout.block)
-    map_norm(tensors, "image_encoder.norm", layout.image_norm)
-    tensors.copy("image_projection.weight", layout.image_projection, project)
-    tensors.copy("text_encoder.token_embedding.weight", layout.token_embedding)
-    tensors.copy("text_encoder.positional_embedding", layout.text_positions)
-    for i in range(shape.text.layers):
-        map_block(tensors, f"text_encoder.blocks.{i}", layout.text_blocks.format(i), layout.block)
-    map_norm(tensors, "text_encoder.norm", layout.text_norm)
-    tensors.copy("text_projection.weight", layout.text_projection, project)
-    tensors.copy("logit_scale", "logit_scale")
+    transposed = layout.transposed_projections
+    rules = [
+        rule("image_encoder.patch_embed.weight", layout.patch_embed),
+        rule("image_encoder.cls_token", layout.class_embedding, leading=2),
+        rule("image_encoder.pos_embed", layout.image_positions, leading=1),
+        *norm_rules("image_encoder.norm_pre", layout.pre_norm),
+    ]
+    for i in range(vision_layers):
+        rules += block_rules(
+            f"image_encoder.blocks.{i}", layout.image_blocks.format(i), layout.block
+        )
+    rules += [
+        *norm_rules("image_encoder.norm", layout.image_norm),
+        rule("image_projection.weight", layout.image_projection, transposed=transposed),
+        rule("text_encoder.token_embedding.weight", layout.token_embedding),
+        rule("text_encoder.positional_embedding", layout.text_positions),
+    ]
+    for i in range(text_layers):
+        rules += block_rules(f"text_encoder.blocks.{i}", layout.text_blocks.format(i), layout.block)
+    rules += [
+        *norm_rules("text_encoder.norm", layout.text_norm),
+        rule("text_projection.weight", layout.text_projection, transposed=transposed),
+        rule("logit_scale", "logit_scale"),
+    ]
+    return rules
 
 
-def map_norm(tensors: TensorMap, target: str, source: str) -> None:
-    """Rules for LayerNorm `target`'s weight and bias from `source`'s."""
-    for kind in ("weight", "bias"):
-        tensors.copy(f"{target}.{kind}", f"{source}.{kind}")
+def map_clip(tensors: TensorMap, layout: ClipLayout, shape: ClipShape) -> None:
+    """A rule for every tensor of the unicl model of `shape`, from `clip_rules`."""
+    import_rules(tensors, clip_rules(layout, shape.vision.layers, shape.text.layers))
 
 
-def transposed(tensor: torch.Tensor) -> torch.Tensor:
-    """`[W,E] -> [E,W]`; a tensor that is not a matrix is left for the shape check to report."""
-    return tensor.transpose(0, 1) if tensor.ndim == 2 else tensor
+def norm_rules(ours: str, theirs: str) -> list[Rule]:
+    """Rules for LayerNorm `ours`'s weight and bias from `theirs`'s."""
+    return [rule(f"{ours}.{kind}", f"{theirs}.{kind}") for kind in ("weight", "bias")]

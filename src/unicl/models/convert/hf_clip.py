@@ -13,7 +13,8 @@ Read from the directory:
 - the tokenizer: `tokenizer.json`, else `vocab.json` + `merges.txt`; padded with `<|endoftext|>`;
 - `preprocessor_config.json`'s `image_mean` / `image_std` when present (CLIP's otherwise).
 
-The mapping (`HF_CLIP`, see `clip.map_clip`), N a block index:
+The mapping (`HF_CLIP`, the names that `clip.clip_rules` pairs with unicl's, read backwards by
+`unicl export`), N a block index:
 
 | Hugging Face | unicl |
 | --- | --- |

@@ -65,14 +65,14 @@ from unicl.constants import IMAGENET_MEAN, IMAGENET_STD
 from unicl.errors import UserInputError
 from unicl.models.convert.clip import (
     BlockLayout,
-    map_block,
-    map_norm,
+    block_rules,
     model_with_tokenizer,
+    norm_rules,
     openai_tower,
     read_clip_tokenizer,
-    transposed,
 )
 from unicl.models.convert.openai_clip import OPENAI_CLIP
+from unicl.models.convert.rules import import_rules, rule
 from unicl.models.convert.state_dict import TensorMap, read_checkpoint
 from unicl.models.model import UniCLModel
 from unicl.models.swin import relative_position_index, shifted_window_mask
@@ -183,14 +183,19 @@ def convert_microsoft_unicl(
     model = model_with_tokenizer(model_config, read_clip_tokenizer(tokenizer), vocab_size, where)
     tensors = TensorMap(state, where=where, hint=HINT)
     _map_swin(tensors, image, vision, image_size)
-    tensors.copy("text_encoder.token_embedding.weight", f"{text}.token_embedding.weight")
-    tensors.copy("text_encoder.positional_embedding", f"{text}.positional_embedding")
+    rules = [
+        rule("text_encoder.token_embedding.weight", f"{text}.token_embedding.weight"),
+        rule("text_encoder.positional_embedding", f"{text}.positional_embedding"),
+    ]
     for i in range(tower.layers):
-        map_block(tensors, f"text_encoder.blocks.{i}", f"{text}.resblocks.{i}", OPENAI_CLIP.block)
-    map_norm(tensors, "text_encoder.norm", f"{text}.ln_final")
-    tensors.copy("image_projection.weight", projections["image"], transposed)
-    tensors.copy("text_projection.weight", projections["text"], transposed)
-    tensors.copy("logit_scale", "logit_scale")
+        rules += block_rules(f"text_encoder.blocks.{i}", f"{text}.resblocks.{i}", OPENAI_CLIP.block)
+    rules += [
+        *norm_rules("text_encoder.norm", f"{text}.ln_final"),
+        rule("image_projection.weight", projections["image"], transposed=True),
+        rule("text_projection.weight", projections["text"], transposed=True),
+        rule("logit_scale", "logit_scale"),
+    ]
+    import_rules(tensors, rules)
     tensors.load_into(model)
     return model
 
@@ -311,7 +316,7 @@ def _map_swin(tensors: TensorMap, prefix: str, section: dict, image_size: int) -
     window = section["window"]
     for kind in ("weight", "bias"):
         tensors.copy(f"image_encoder.patch_embed.{kind}", f"{prefix}.patch_embed.proj.{kind}")
-    map_norm(tensors, "image_encoder.patch_norm", f"{prefix}.patch_embed.norm")
+    import_rules(tensors, norm_rules("image_encoder.patch_norm", f"{prefix}.patch_embed.norm"))
     depths = section["depths"]
     index = relative_position_index(window, window, torch.device("cpu"))
     for stage, depth in enumerate(depths):
@@ -320,7 +325,7 @@ def _map_swin(tensors: TensorMap, prefix: str, section: dict, image_size: int) -
         for block in range(depth):
             source = f"{prefix}.layers.{stage}.blocks.{block}"
             target = f"image_encoder.stages.{stage}.{block}"
-            map_block(tensors, target, source, SWIN_BLOCK)
+            import_rules(tensors, block_rules(target, source, SWIN_BLOCK))
             tensors.copy(
                 f"{target}.relative_position_bias", f"{source}.attn.relative_position_bias_table"
             )
@@ -329,9 +334,9 @@ def _map_swin(tensors: TensorMap, prefix: str, section: dict, image_size: int) -
             tensors.ignore(f"{source}.attn_mask", lambda x, m=mask, s=shifted: s and _same(x, m))
         if stage < len(depths) - 1:
             merge, source = f"image_encoder.merges.{stage}", f"{prefix}.layers.{stage}.downsample"
-            map_norm(tensors, f"{merge}.norm", f"{source}.norm")
+            import_rules(tensors, norm_rules(f"{merge}.norm", f"{source}.norm"))
             tensors.copy(f"{merge}.reduction.weight", f"{source}.reduction.weight")
-    map_norm(tensors, "image_encoder.norm", f"{prefix}.norm")
+    import_rules(tensors, norm_rules("image_encoder.norm", f"{prefix}.norm"))
 
 
 def _same(stored: torch.Tensor, computed: torch.Tensor) -> bool:

@@ -17,7 +17,8 @@ width from `mlp.c_fc.weight`, `embed_dim` from `text_projection`. Two things are
   models OpenCLIP trained itself use `gelu`.
 
 The text is pooled at the largest token id (`pool: argmax`, OpenAI's rule). The mapping
-(`OPENAI_CLIP`, see `clip.map_clip`), N a block index:
+(`OPENAI_CLIP`, the names that `clip.clip_rules` pairs with unicl's, read backwards by
+`unicl export`), N a block index:
 
 | OpenAI / OpenCLIP | unicl |
 | --- | --- |

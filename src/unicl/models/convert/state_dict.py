@@ -75,7 +75,7 @@ def read_checkpoint(
     others = [str(name) for name, value in loaded.items() if not isinstance(value, torch.Tensor)]
     if others:
         raise UserInputError(
-            f"{path} is not a state dict: entries {_names(others)} are not tensors "
+            f"{path} is not a state dict: entries {describe_names(others)} are not tensors "
             "(give the model's state dict, bare or as {'state_dict': ...} or {'model': ...})"
         )
     if loaded and all(name.startswith("module.") for name in loaded):
@@ -138,7 +138,8 @@ def _is_torchscript(path: Path) -> bool:
         return False  # a legacy pickle, or damaged: torch.load says which
 
 
-def _names(names: Iterable[str]) -> str:
+def describe_names(names: Iterable[str]) -> str:
+    """The names sorted, comma-separated, the first `SHOWN` of them and how many more."""
     names = sorted(names)
     more = f" ... and {len(names) - SHOWN} more" if len(names) > SHOWN else ""
     return ", ".join(names[:SHOWN]) + more
@@ -214,7 +215,7 @@ class TensorMap:
             ("converted tensors unicl lacks", set(self.targets) - set(expected)),
         ):
             if names:
-                problems.append(f"{label}: {_names(names)}")
+                problems.append(f"{label}: {describe_names(names)}")
         wrong = [
             f"{name} {tuple(tensor.shape)} != {tuple(expected[name].shape)}"
             for name, tensor in sorted(self.targets.items())
@@ -222,7 +223,7 @@ class TensorMap:
         ]
         if wrong:
             problems.append(
-                f"shape mismatches (unicl name, source shape != unicl shape): {_names(wrong)}"
+                f"shape mismatches (unicl name, source shape != unicl shape): {describe_names(wrong)}"
             )
         if problems:
             raise UserInputError(f"{self.where}: {'; '.join(problems)}; {self.hint}")
