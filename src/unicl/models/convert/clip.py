@@ -26,6 +26,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import tokenizers
+import torch
 
 from unicl.constants import CLIP_MEAN, CLIP_STD
 from unicl.errors import UserInputError
