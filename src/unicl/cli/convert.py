@@ -22,9 +22,7 @@ from unicl.models.layers import Activation
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
-    parser = subparsers.add_parser(
-        "convert", help="import a pretrained CLIP or UniCL checkpoint as a unicl model directory"
-    )
+    parser = subparsers.add_parser("convert")
     parser.add_argument(
         "src",
         type=Path,

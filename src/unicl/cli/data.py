@@ -21,7 +21,7 @@ DATASETS = ("fashion-mnist",)
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
-    group = subparsers.add_parser("data", help="inspect, prepare and shard data sources")
+    group = subparsers.add_parser("data")
     commands = group.add_subparsers(dest="data_command", metavar="COMMAND", required=True)
     source_help = (
         f"[KIND:]PATH[?KEY=VALUE&...][#SPLIT], KIND one of {', '.join(source_kinds())} "

@@ -20,7 +20,7 @@ from unicl.evaluate.export import export_embeddings, export_text_embeddings, out
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
-    embed = subparsers.add_parser("embed", help="export image or caption embeddings to .npy")
+    embed = subparsers.add_parser("embed")
     add_model_options(embed)
     inputs = embed.add_mutually_exclusive_group(required=True)
     inputs.add_argument("--data", help="a source (see docs/data.md)")

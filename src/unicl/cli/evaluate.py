@@ -79,7 +79,7 @@ def _common(parser: argparse.ArgumentParser) -> None:
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
-    group = subparsers.add_parser("eval", help="evaluate a saved model")
+    group = subparsers.add_parser("eval")
     commands = group.add_subparsers(dest="eval_command", metavar="COMMAND", required=True)
 
     zeroshot = commands.add_parser(

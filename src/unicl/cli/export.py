@@ -22,9 +22,7 @@ from unicl.models.convert.exporting import EXPORT_FORMATS, export_format, write_
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
-    parser = subparsers.add_parser(
-        "export", help="write a model as a Hugging Face CLIP or OpenCLIP directory"
-    )
+    parser = subparsers.add_parser("export")
     parser.add_argument(
         "model_dir", type=Path, metavar="MODEL_DIR", help="a saved unicl model directory"
     )

@@ -16,7 +16,7 @@ from unicl.models import UniCLModel, load
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
-    parser = subparsers.add_parser("info", help="architecture, parameters and origin of a model")
+    parser = subparsers.add_parser("info")
     parser.add_argument("model_dir", type=Path, metavar="MODEL_DIR", help="a saved model directory")
     parser.add_argument("--json", action="store_true", help="print the description as JSON")
     parser.set_defaults(func=run_info)

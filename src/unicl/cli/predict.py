@@ -12,9 +12,7 @@ from unicl.evaluate import Prediction, predict
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
-    parser = subparsers.add_parser(
-        "predict", help="the most probable labels of image files (zero-shot)"
-    )
+    parser = subparsers.add_parser("predict")
     add_model_options(parser)
     parser.add_argument("images", nargs="+", type=Path, metavar="IMAGE", help="image files")
     labels = parser.add_mutually_exclusive_group(required=True)

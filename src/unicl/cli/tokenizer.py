@@ -17,7 +17,7 @@ from unicl.models.tokenizer import train_bpe
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
-    group = subparsers.add_parser("tokenizer", help="train tokenizers")
+    group = subparsers.add_parser("tokenizer")
     commands = group.add_subparsers(dest="tokenizer_command", metavar="COMMAND", required=True)
     train = commands.add_parser("train", help="train a byte-level BPE on text files")
     train.add_argument("files", nargs="+", type=Path, help="UTF-8 text files, one text per line")

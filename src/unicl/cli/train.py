@@ -17,7 +17,6 @@ from unicl.train import TrainingDiverged, config_to_yaml, load_training_config, 
 def register(subparsers: argparse._SubParsersAction) -> None:
     parser = subparsers.add_parser(
         "train",
-        help="train a model from a YAML config",
         description=(
             "Train as a YAML config says (sections model, data, objective, optim, schedule, run, "
             "checkpoint, evaluation, logging; see configs/ and docs/training.md). "

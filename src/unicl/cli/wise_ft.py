@@ -30,7 +30,6 @@ METRICS = ("top1", "top5")
 def register(subparsers: argparse._SubParsersAction) -> None:
     parser = subparsers.add_parser(
         "wise-ft",
-        help="interpolate a zero-shot and a fine-tuned model in weight space (WiSE-FT)",
         description=__doc__.split("\n\n", 1)[1],
     )
     parser.add_argument(
