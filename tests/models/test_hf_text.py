@@ -95,3 +95,12 @@ def test_gradient_checkpointing_reaches_the_hugging_face_tower(minilm_model):
     minilm_model.set_grad_checkpointing(False)
     assert not minilm_model.text_encoder.grad_checkpointing
     assert not checkpointing(minilm_model.text_encoder.model)
+
+
+def test_loading_prints_no_progress_bar_and_keeps_the_setting(no_network, capfd):
+    import transformers.utils.logging as hub_logging
+
+    hub_logging.enable_progress_bar()
+    create_model("unicl-tiny-minilm")
+    assert "Loading weights" not in capfd.readouterr().err
+    assert hub_logging.is_progress_bar_enabled()

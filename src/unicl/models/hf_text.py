@@ -57,8 +57,11 @@ class HFTextEncoder(TextTower):
         config = transformers.AutoConfig.from_pretrained(str(path), **options)
         _check_fits(config, vocab_size, context_length, path)
         if pretrained:
-            self.model = transformers.AutoModel.from_pretrained(
-                str(path), config=config, use_safetensors=True, **options
+            self.model = _quietly(
+                transformers,
+                lambda: transformers.AutoModel.from_pretrained(
+                    str(path), config=config, use_safetensors=True, **options
+                ),
             )
         else:
             self.model = transformers.AutoModel.from_config(config)
@@ -146,3 +149,16 @@ def _check_fits(config: Any, vocab_size: int, context_length: int, path: object)
 
 
 register_text_family("hf", HFTextEncoder)
+
+
+def _quietly(transformers, load):
+    """`load()` without transformers' "Loading weights" progress bar, which would land in every
+    training log (the setting is restored afterwards)."""
+    hub_logging = transformers.utils.logging
+    was_enabled = hub_logging.is_progress_bar_enabled()
+    hub_logging.disable_progress_bar()
+    try:
+        return load()
+    finally:
+        if was_enabled:
+            hub_logging.enable_progress_bar()
