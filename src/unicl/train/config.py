@@ -204,7 +204,9 @@ class RunConfig:
     """Where and how the run executes. `precision`: `fp32`, `bf16` (autocast, CPU or CUDA) or
     `fp16` (autocast and a gradient scaler, CUDA only). `max_nonfinite`: consecutive steps with
     a non-finite loss that are skipped before the run stops. `deterministic` asks PyTorch for
-    deterministic kernels (bit-identical resumption on CPU)."""
+    deterministic kernels (bit-identical resumption on CPU). `compile` runs each tower's forward
+    through `torch.compile` (the first steps pay for compilation; parameter names, checkpoints
+    and saved models are those of the eager model, so a run may be resumed with it on or off)."""
 
     output_dir: str = "runs/unicl"
     seed: int = 0
@@ -213,6 +215,7 @@ class RunConfig:
     deterministic: bool = False
     max_nonfinite: int = 5
     threads: int | None = None
+    compile: bool = False
 
     def validate(self) -> None:
         _require(self.max_nonfinite > 0, "run.max_nonfinite", self.max_nonfinite, "> 0")

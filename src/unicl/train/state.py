@@ -124,7 +124,7 @@ def build_state(
     `context.device`: the towers locked as `model.lock_*` asks (before anything decides what is
     trained), the configured training objective over `context.group`, DDP (several processes),
     AdamW at the batch-scaled rate over the trainable parameters, the schedule, the precision
-    policy and the optional EMA."""
+    policy, the optional EMA (an eager copy) and, with `run.compile`, compiled towers."""
     lock_towers(model, config.model)
     objective = build_objective(
         model, config.objective, num_classes=num_classes, group=context.group
@@ -147,6 +147,8 @@ def build_state(
             multi_avg_fn=get_ema_multi_avg_fn(config.optim.ema_decay),
             use_buffers=True,
         )
+    if config.run.compile:
+        compile_towers(objective.model)
     return TrainingState(
         config=config,
         context=context,
@@ -179,6 +181,16 @@ def lock_towers(model: nn.Module, section: ModelSection) -> None:
         tower.lock(lock.unlocked_groups, lock.freeze_bn_stats)
         if lock.projection:
             getattr(model, f"{side}_projection").requires_grad_(False)
+
+
+def compile_towers(model: nn.Module) -> None:
+    """Compile the forward of `model`'s image and text towers in place (`nn.Module.compile`,
+    TorchInductor). The modules and their parameters stay where they are, so state-dict names
+    carry no `_orig_mod.` prefix: checkpoints, the EMA (which averages parameters) and the saved
+    model are those of the eager model. DDP, built around the objective, sees the same
+    parameters; accumulation's no-gradient and gradient passes compile one graph each."""
+    for side in ("image", "text"):
+        getattr(model, f"{side}_encoder").compile()
 
 
 def global_batch(config: TrainConfig, context: ProcessContext) -> int:
