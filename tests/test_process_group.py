@@ -19,7 +19,10 @@ def test_one_process_is_rank_0_of_1_and_spans_nothing():
 def test_flags_agree_with_themselves(value):
     flag = torch.tensor(value)
     assert process_group.true_on_all_ranks(flag) is value
-    assert process_group.true_on_any_rank(flag) is value
+    assert process_group.flags_on_any_rank([flag, not value], torch.device("cpu")) == [
+        value,
+        not value,
+    ]
     assert bool(flag) is value  # not modified
 
 

@@ -54,12 +54,17 @@ def true_on_all_ranks(flag: torch.Tensor, group: Group = None) -> bool:
     return bool(agreed)
 
 
-def true_on_any_rank(flag: torch.Tensor, group: Group = None) -> bool:
-    """Whether the boolean scalar ``flag`` holds on at least one rank of ``group``."""
-    agreed = flag.detach().to(torch.int32).reshape(())
+def flags_on_any_rank(
+    flags: list[torch.Tensor | bool], device: torch.device, group: Group = None
+) -> list[bool]:
+    """For each boolean flag (a scalar tensor or a bool), whether it holds on at least one rank
+    of ``group``: all flags in one all-reduce and one host sync, however many there are."""
+    stacked = torch.stack(
+        [torch.as_tensor(flag, device=device).detach().reshape(()) for flag in flags]
+    ).to(torch.int32)
     if spans_processes(group):
-        dist.all_reduce(agreed, op=dist.ReduceOp.MAX, group=group)
-    return bool(agreed)
+        dist.all_reduce(stacked, op=dist.ReduceOp.MAX, group=group)
+    return [bool(value) for value in stacked.tolist()]
 
 
 def sum_over_ranks(tensor: torch.Tensor, group: Group = None) -> torch.Tensor:

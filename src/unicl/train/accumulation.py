@@ -15,6 +15,8 @@ receive exactly one full-batch gradient. Each chunk's recomputation replays the 
 state of its cached pass, so dropout and drop-path draw the same masks in both passes.
 
 Under DDP the first `k - 1` micro-steps run in `no_sync()` and the last one all-reduces.
+Whether the step's features and loss are finite is returned, not agreed here: the loop agrees on
+it together with the stop flag in one collective per step.
 """
 
 from __future__ import annotations
@@ -25,17 +27,16 @@ from collections.abc import Callable
 import torch
 from torch import nn
 
-from unicl import process_group
 from unicl.train.objective_registry import StepInputs, TrainingObjective
 
 
-def agreed_finite(tensors: tuple[torch.Tensor, ...], group: process_group.Group) -> bool:
-    """True when every value of `tensors` is finite on every rank of `group` (so that all ranks
-    skip a step together)."""
+def are_finite(tensors: tuple[torch.Tensor, ...]) -> torch.Tensor:
+    """A boolean scalar tensor on the tensors' device: no NaN or infinity in any of `tensors`
+    (no host sync; the loop agrees on it across ranks once per step)."""
     finite = torch.ones((), dtype=torch.bool, device=tensors[0].device)
     for tensor in tensors:
         finite &= torch.isfinite(tensor.detach()).all()
-    return process_group.true_on_all_ranks(finite, group)
+    return finite
 
 
 def split_inputs(inputs: StepInputs, parts: int) -> list[StepInputs]:
@@ -51,26 +52,23 @@ def forward_backward(
     accumulation_steps: int,
     autocast: Callable[[], contextlib.AbstractContextManager],
     backward: Callable[[torch.Tensor], None],
-) -> torch.Tensor | None:
+) -> tuple[torch.Tensor, torch.Tensor]:
     """Accumulate into `.grad` the gradient of `objective.loss` over the whole of `inputs`.
 
     `module` is the objective itself or its DDP wrapper (whose forward is the objective's);
     `backward` back-propagates a loss (e.g. through a gradient scaler). Returns this process's
-    loss value (detached), or None, with no gradient accumulated, when a feature or the loss is
-    not finite on some rank of `objective.group`.
+    loss value (detached) and a boolean scalar tensor, `finite`, that is False when a feature or
+    the loss is NaN or infinite on this process. Nothing here synchronises with the host or
+    talks to other ranks beyond the objective's own collectives: every rank runs every backward
+    (so DDP's all-reduce is never left waiting), and the caller agrees on `finite` across ranks
+    and skips the update, whose gradients are then not usable, when it fails anywhere.
     """
-    group = objective.group
     if accumulation_steps == 1:
         with autocast():
             features, shared = module(inputs)
-        if not agreed_finite(features + shared, group):
-            return None
-        with autocast():
             loss = objective.loss(features, shared, inputs)
-        if not agreed_finite((loss,), group):
-            return None
         backward(loss)
-        return loss.detach()
+        return loss.detach(), are_finite((*features, *shared, loss))
 
     chunks = split_inputs(inputs, accumulation_steps)
     states, cached = [], []
@@ -80,8 +78,6 @@ def forward_backward(
             with autocast():
                 cached.append(module(chunk)[0])
     after = _rng_state(inputs)
-    if not agreed_finite(tuple(t for parts in cached for t in parts), group):
-        return None
     last = accumulation_steps - 1
     for j, chunk in enumerate(chunks):
         _set_rng_state(states[j])
@@ -100,12 +96,10 @@ def forward_backward(
                 if j < last:
                     shared = tuple(s.detach() for s in shared)
                 loss = objective.loss(features, shared, inputs)
-            if j == 0 and not agreed_finite((loss,), group):
-                _set_rng_state(after)
-                return None
             backward(loss)
     _set_rng_state(after)
-    return loss.detach()
+    cached_features = tuple(t for parts in cached for t in parts)
+    return loss.detach(), are_finite((*cached_features, *shared, loss))
 
 
 def _rng_state(inputs: StepInputs) -> tuple[torch.Tensor, torch.Tensor | None]:
