@@ -35,24 +35,13 @@ def gather_with_grad(
     if not process_group.spans_processes(group):
         return tensor
     if sizes is None:
-        sizes = gather_sizes(tensor.shape[0], tensor.device, group)
+        sizes = process_group.gather_sizes(tensor.shape[0], tensor.device, group)
     return _GatherWithGrad.apply(tensor, sizes, group)
 
 
 def gather_labels(labels: torch.Tensor, group: Group = None) -> torch.Tensor:
     """Every rank's label tensor of ``group`` concatenated in rank order (no gradient)."""
-    if not process_group.spans_processes(group):
-        return labels
-    sizes = gather_sizes(labels.shape[0], labels.device, group)
-    return _all_gather_padded(labels.contiguous(), sizes, group)
-
-
-def gather_sizes(local_size: int, device: torch.device, group: Group) -> list[int]:
-    """Every rank's row count in rank order (one all-gather, one host sync)."""
-    size = torch.tensor([local_size], device=device)
-    sizes = [torch.zeros_like(size) for _ in range(process_group.world_size(group))]
-    dist.all_gather(sizes, size, group=group)
-    return torch.cat(sizes).tolist()
+    return process_group.gather_rows(labels, group)
 
 
 class BatchGather:
@@ -74,7 +63,7 @@ class BatchGather:
         if not process_group.spans_processes(self.group):
             return labels, [labels.shape[0]]
         if self.capacity is None:
-            sizes = gather_sizes(labels.shape[0], labels.device, self.group)
+            sizes = process_group.gather_sizes(labels.shape[0], labels.device, self.group)
             self.capacity = max(sizes)
         while True:
             payload = labels.new_zeros(1 + self.capacity)
@@ -96,25 +85,11 @@ class BatchGather:
         return gather_with_grad(tensor, self.group, sizes)
 
 
-def _all_gather_padded(tensor: torch.Tensor, sizes: list[int], group: Group) -> torch.Tensor:
-    """all_gather needs equal shapes: pad every rank's rows to the largest ``b_r``, then trim."""
-    largest = max(sizes)
-    padded = tensor
-    if tensor.shape[0] != largest:
-        padded = tensor.new_zeros((largest, *tensor.shape[1:]))
-        padded[: tensor.shape[0]] = tensor
-    parts = [torch.empty_like(padded) for _ in sizes]
-    dist.all_gather(parts, padded, group=group)
-    if all(size == largest for size in sizes):
-        return torch.cat(parts)
-    return torch.cat([part[:size] for part, size in zip(parts, sizes, strict=True)])
-
-
 class _GatherWithGrad(torch.autograd.Function):
     @staticmethod
     def forward(ctx, tensor, sizes, group):
         ctx.sizes, ctx.group = sizes, group
-        return _all_gather_padded(tensor.contiguous(), sizes, group)
+        return process_group.gather_rows(tensor, group, sizes)
 
     @staticmethod
     @once_differentiable

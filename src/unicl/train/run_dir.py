@@ -29,6 +29,7 @@ RESUMABLE_CHANGES = (
     "run.device",
     "run.threads",
     "run.compile",
+    "run.timeout_minutes",
     "run.output_dir",
     "data.num_workers",
     "data.max_bad_fraction",

@@ -56,7 +56,7 @@ class TrainResult:
 
 def train(config: TrainConfig, resume: str | None = None) -> TrainResult:
     """Run training as configured; `resume` is `latest` or a checkpoint path."""
-    context = init_process(config.run.device)
+    context = init_process(config.run.device, config.run.timeout_minutes)
     try:
         return _train(config, context, resume)
     finally:
