@@ -32,7 +32,8 @@ from unicl.train.objective_registry import (
 
 @register_objective("unicl")
 class UniCLObjective(TrainingObjective):
-    """Image and text towers trained with the UniCL loss (tiled by `objective.tile_size`)."""
+    """Image and text towers trained with the UniCL loss (tiled by `objective.tile_size`, its
+    products at `objective.tile_precision`)."""
 
     def __init__(
         self,
@@ -44,7 +45,12 @@ class UniCLObjective(TrainingObjective):
     ) -> None:
         super().__init__(model, config, num_classes=num_classes, group=group)
         # the loop agrees on finiteness once per step, so the criterion does not check again
-        self.criterion = UniCLLoss(tile_size=config.tile_size, group=group, check_finite=False)
+        self.criterion = UniCLLoss(
+            tile_size=config.tile_size,
+            group=group,
+            tile_precision=config.tile_precision,
+            check_finite=False,
+        )
 
     def prepare(self, batch, augment: Augment, device: torch.device) -> StepInputs:
         return {

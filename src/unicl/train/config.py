@@ -123,11 +123,15 @@ class ObjectiveConfig:
     UniCL loss over images and texts (the default); baselines on the image tower only: `ce`
     (linear classifier over the class ids, cross-entropy) and `supcon` (SupCon on two augmented
     views of each image, at `temperature`). `tile_size` bounds the memory of `unicl`;
+    `tile_precision` (`tf32` by default, `fp32` or `bf16`) is the precision of its tiles' matrix
+    products (`unicl.objective.logsumexp`; the log-sum-exp accumulates in float32; TF32 only
+    where the hardware has it, so plain float32 on CPUs);
     `num_classes` sizes the `ce` head (null: the number of classes of the training sources). An
     objective reads the keys it needs and ignores the others."""
 
     name: str = "unicl"
     tile_size: int | None = None
+    tile_precision: Literal["fp32", "tf32", "bf16"] = "tf32"
     temperature: float = 0.1
     num_classes: int | None = None
 
