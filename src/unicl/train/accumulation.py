@@ -14,7 +14,8 @@ whole batch shares (the logit scale) carry gradients only in the last micro-step
 receive exactly one full-batch gradient. Each chunk's recomputation replays the random-number
 state of its cached pass, so dropout and drop-path draw the same masks in both passes.
 
-Under DDP the first `k - 1` micro-steps run in `no_sync()` and the last one all-reduces.
+Under DDP (FSDP) the first `k - 1` micro-steps keep their gradients local and the last one
+all-reduces (reduce-scatters) them.
 Whether the step's features and loss are finite is returned, not agreed here: the loop agrees on
 it together with the stop flag in one collective per step.
 """
@@ -22,7 +23,7 @@ it together with the stop flag in one collective per step.
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 
 import torch
 from torch import nn
@@ -81,12 +82,7 @@ def forward_backward(
     last = accumulation_steps - 1
     for j, chunk in enumerate(chunks):
         _set_rng_state(states[j])
-        sync = (
-            module.no_sync()
-            if j < last and hasattr(module, "no_sync")
-            else contextlib.nullcontext()
-        )
-        with sync:
+        with _local_gradients(module) if j < last else contextlib.nullcontext():
             with autocast():
                 live, shared = module(chunk)
                 features = tuple(
@@ -100,6 +96,24 @@ def forward_backward(
     _set_rng_state(after)
     cached_features = tuple(t for parts in cached for t in parts)
     return loss.detach(), are_finite((*cached_features, *shared, loss))
+
+
+@contextlib.contextmanager
+def _local_gradients(module: nn.Module) -> Iterator[None]:
+    """Backward passes inside accumulate their gradients without reducing them across processes
+    (DDP's `no_sync`, FSDP2's `set_requires_gradient_sync(False)`); the next backward outside
+    reduces everything accumulated. Nothing to defer on one process."""
+    if hasattr(module, "no_sync"):
+        with module.no_sync():
+            yield
+    elif hasattr(module, "set_requires_gradient_sync"):
+        module.set_requires_gradient_sync(False)
+        try:
+            yield
+        finally:
+            module.set_requires_gradient_sync(True)
+    else:
+        yield
 
 
 def _rng_state(inputs: StepInputs) -> tuple[torch.Tensor, torch.Tensor | None]:

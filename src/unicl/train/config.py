@@ -213,7 +213,10 @@ class RunConfig:
     source) before the run fails instead of hanging; it is the process group's timeout, for NCCL
     and gloo alike. `compile` runs each tower's forward
     through `torch.compile` (the first steps pay for compilation; parameter names, checkpoints
-    and saved models are those of the eager model, so a run may be resumed with it on or off)."""
+    and saved models are those of the eager model, so a run may be resumed with it on or off).
+    `sharding` on several processes: `ddp` keeps a full replica of the weights, gradients and
+    optimiser state on every process; `fsdp` shards them over the processes (PyTorch's FSDP2,
+    `unicl.train.sharding`), for towers too large to replicate."""
 
     output_dir: str = "runs/unicl"
     seed: int = 0
@@ -224,6 +227,7 @@ class RunConfig:
     threads: int | None = None
     compile: bool = False
     timeout_minutes: float = 30.0
+    sharding: Literal["ddp", "fsdp"] = "ddp"
 
     def validate(self) -> None:
         _require(self.max_nonfinite > 0, "run.max_nonfinite", self.max_nonfinite, "> 0")

@@ -157,6 +157,8 @@ def _optimizer_step(state: TrainingState) -> torch.Tensor | None:
     """Unscale, clip to `optim.grad_clip`, step (the scaler skips steps with inf gradients),
     advance the schedule, clamp the logit scale, update the EMA. Returns the gradient norm."""
     scaler, optimizer = state.precision.scaler, state.optimizer
+    if state.sharded is not None:
+        state.sharded.average_replicated_gradients()
     scaler.unscale_(optimizer)
     grad_norm = None
     if state.config.optim.grad_clip is not None:
@@ -205,10 +207,15 @@ def _train_record(
         "lr": lr,
         "logit_scale": float(state.objective.model.logit_scale.detach().exp()),
         "samples_per_s": steps * state.global_batch / max(seconds, 1e-9),
-        "grad_norm": float(grad_norm) if grad_norm is not None else None,
+        "grad_norm": _scalar(grad_norm) if grad_norm is not None else None,
         "skipped_steps": counters.skipped_steps,
         "time_s": counters.elapsed_s,
     }
+
+
+def _scalar(value: torch.Tensor) -> float:
+    """A float from a scalar tensor, or from a replicated `DTensor` (sharded training)."""
+    return float(value.full_tensor() if hasattr(value, "full_tensor") else value)
 
 
 def _save(state: TrainingState) -> Path | None:

@@ -13,6 +13,7 @@ from __future__ import annotations
 from typing import Any
 
 import torch
+from torch import nn
 
 from unicl import process_group
 from unicl.data import parse_source
@@ -33,10 +34,15 @@ def evaluate_run(state: TrainingState) -> dict[str, float]:
     """Every configured evaluation of `state.model` (the EMA weights when kept):
     `<name>/zeroshot_{top1,top5,mean_recall}` (confusion matrix to
     `<output_dir>/confusion_<name>.png`), `<name>/{image_to_text,text_to_image}_R@{1,5,10}` and
-    `<name>/probe_top1`."""
+    `<name>/probe_top1`. Every rank of the run calls it."""
     devices = [state.context.device] if state.context.device.type == "cuda" else []
+    model = state.model  # gathered once when sharded
     with torch.random.fork_rng(devices=devices):  # evaluating never changes training
-        return {**_zeroshot(state), **_retrieval(state), **_linear_probe(state)}
+        return {
+            **_zeroshot(state, model),
+            **_retrieval(state, model),
+            **_linear_probe(state, model),
+        }
 
 
 def _options(state: TrainingState) -> dict[str, Any]:
@@ -52,14 +58,14 @@ def _options(state: TrainingState) -> dict[str, Any]:
     }
 
 
-def _zeroshot(state: TrainingState) -> dict[str, float]:
+def _zeroshot(state: TrainingState, model: nn.Module) -> dict[str, float]:
     config = state.config
     results: dict[str, float] = {}
     for item in config.evaluation.zeroshot:
         name = evaluation_name(item.name, item.source)
         confusion = config.output_dir / f"confusion_{name.replace('#', '_')}.png"
         metrics = evaluate_zeroshot(
-            state.model,
+            model,
             item.source,
             templates=item.templates,
             confusion_png=confusion if state.context.is_main else None,
@@ -71,23 +77,23 @@ def _zeroshot(state: TrainingState) -> dict[str, float]:
     return results
 
 
-def _retrieval(state: TrainingState) -> dict[str, float]:
+def _retrieval(state: TrainingState, model: nn.Module) -> dict[str, float]:
     results: dict[str, float] = {}
     for item in state.config.evaluation.retrieval:
         name = evaluation_name(item.name, item.source)
-        metrics = evaluate_retrieval(state.model, item.source, **_options(state))
+        metrics = evaluate_retrieval(model, item.source, **_options(state))
         for key, value in metrics.items():
             if key.startswith(("image_to_text_R@", "text_to_image_R@")):
                 results[f"{name}/{key}"] = float(value)
     return results
 
 
-def _linear_probe(state: TrainingState) -> dict[str, float]:
+def _linear_probe(state: TrainingState, model: nn.Module) -> dict[str, float]:
     results: dict[str, float] = {}
     for item in state.config.evaluation.linear_probe:
         name = evaluation_name(item.name, item.test)
         metrics = linear_probe(
-            state.model,
+            model,
             item.train,
             item.test,
             seed=state.config.run.seed,
