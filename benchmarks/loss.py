@@ -1,4 +1,5 @@
-"""Forward + backward time and peak memory of the UniCL loss against a plain CLIP loss.
+"""Forward + backward time and peak memory of the UniCL loss against a plain CLIP loss, and the
+speed and accuracy of the tiled loss at each tile precision (fp32, tf32, bf16).
 
 Every (method, batch size) runs in a fresh subprocess so that its peak memory is its own: on CPU the
 peak resident set above what the process held once its inputs existed, on CUDA the allocator's peak.
@@ -8,6 +9,17 @@ instead of being run (it would only be killed).
 
     python benchmarks/loss.py                      # B in 1024 4096 16384 65536, D = 512
     python benchmarks/loss.py --sizes 1024 4096 --repeats 3
+    python benchmarks/loss.py --accuracy --sizes 4096 16384   # tile precisions against float64
+
+On a GPU, one command times the tiled loss at every precision at the sizes of issue 9 and
+measures their accuracy:
+
+    python benchmarks/loss.py --device cuda --gpu
+
+`--accuracy` compares the loss and its gradients at each tile precision with a float64 reference,
+on features shaped like a trained model's (class clusters, captions near their image, scale 100).
+Without CUDA, tf32 is emulated (operands rounded to TF32's 10 mantissa bits, float32 sums: what a
+tensor core does) and bf16 runs on bfloat16-rounded operands with float32 sums, as on CUDA.
 """
 
 from __future__ import annotations
@@ -25,8 +37,11 @@ import torch
 import torch.nn.functional as F
 
 from unicl import target_labels, unicl_loss
+from unicl.objective import logsumexp
 
 METHODS = ("clip", "unicl-dense", "unicl-tiled")
+PRECISIONS = logsumexp.TILE_PRECISIONS
+GPU_SIZES = (65536, 262144, 1048576)
 
 
 def clip_loss(image_features, text_features, logit_scale):
@@ -53,7 +68,9 @@ def resident_bytes() -> int:
         return int(statm.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
 
 
-def measure(method: str, batch: int, dim: int, repeats: int, device: torch.device) -> dict:
+def measure(
+    method: str, batch: int, dim: int, repeats: int, device: torch.device, precision: str = "fp32"
+) -> dict:
     """Run one configuration in this process; return its median time and peak extra memory."""
     generator = torch.Generator(device=device).manual_seed(0)
     images = F.normalize(torch.randn(batch, dim, device=device, generator=generator), dim=1)
@@ -68,7 +85,9 @@ def measure(method: str, batch: int, dim: int, repeats: int, device: torch.devic
             loss = clip_loss(images, texts, scale)
         else:
             tile = tile_size_for(batch) if method == "unicl-tiled" else None
-            loss = unicl_loss(images, texts, labels, scale, tile_size=tile)
+            loss = unicl_loss(
+                images, texts, labels, scale, tile_size=tile, tile_precision=precision
+            )
         loss.backward()
         images.grad = texts.grad = scale.grad = None
 
@@ -101,12 +120,13 @@ def available_bytes(device: torch.device) -> int:
     return int(fields["MemAvailable"].split()[0]) * 1024
 
 
-def run_in_subprocess(method, batch, dim, repeats, device) -> dict:
+def run_in_subprocess(method, batch, dim, repeats, device, precision="fp32") -> dict:
+    child = {"method": method, "batch": batch, "dim": dim, "repeats": repeats}
     command = [
         sys.executable,
         __file__,
         "--child",
-        json.dumps({"method": method, "batch": batch, "dim": dim, "repeats": repeats}),
+        json.dumps({**child, "precision": precision}),
         "--device",
         str(device),
         "--threads",
@@ -120,6 +140,92 @@ def run_in_subprocess(method, batch, dim, repeats, device) -> dict:
     return json.loads(completed.stdout.strip().splitlines()[-1])
 
 
+def trained_like(batch: int, dim: int, device: torch.device, dtype: torch.dtype):
+    """Features shaped like a trained model's: half image-label samples around 1000 class
+    centres, half captions near their own image; labels as TargetM gives them."""
+    generator = torch.Generator().manual_seed(0)
+    torch.manual_seed(0)  # the class ids that mixed_labels draws
+    labels = mixed_labels(batch, torch.device("cpu"))
+    centres = torch.randn(1000, dim, generator=generator, dtype=torch.float64)
+    images = torch.randn(batch, dim, generator=generator, dtype=torch.float64)
+    labelled = labels >= 0
+    images[labelled] = centres[labels[labelled]] + 0.8 * images[labelled]
+    texts = images + 0.6 * torch.randn(batch, dim, generator=generator, dtype=torch.float64)
+    texts[labelled] = centres[labels[labelled]]  # a class prompt's embedding
+    normalise = lambda x: F.normalize(x, dim=1).to(device, dtype)  # noqa: E731
+    return normalise(images), normalise(texts), labels.to(device)
+
+
+def reference_loss(images, texts, labels, scale):
+    """The UniCL loss straight from its definition, dense, in the inputs' dtype (float64 here)."""
+    logits = scale * images @ texts.T
+    positives = (labels[:, None] == labels[None, :]).to(logits.dtype)
+    image_to_text = -(positives * logits.log_softmax(dim=1)).sum(1) / positives.sum(1)
+    text_to_image = -(positives * logits.log_softmax(dim=0)).sum(0) / positives.sum(0)
+    return (image_to_text.mean() + text_to_image.mean()) / 2
+
+
+def loss_and_gradients(batch, dim, device, precision):
+    """[loss, d/d images, d/d texts, d/d scale] as float64; `precision` None: the reference."""
+    dtype = torch.float64 if precision is None else torch.float32
+    images, texts, labels = trained_like(batch, dim, device, dtype)
+    images.requires_grad_()
+    texts.requires_grad_()
+    scale = torch.tensor(100.0, device=device, dtype=dtype, requires_grad=True)
+    if precision is None:
+        loss = reference_loss(images, texts, labels, scale)
+    else:
+        tile = tile_size_for(batch)
+        loss = unicl_loss(images, texts, labels, scale, tile_size=tile, tile_precision=precision)
+    loss.backward()
+    return [loss.detach().double(), images.grad.double(), texts.grad.double(), scale.grad.double()]
+
+
+def round_to_tf32(tensor: torch.Tensor) -> torch.Tensor:
+    """Float32 values rounded (to nearest, ties to even) to TF32's 10 explicit mantissa bits."""
+    bits = tensor.float().contiguous().view(torch.int32).long()
+    bits = (bits + 0xFFF + ((bits >> 13) & 1)) & ~0x1FFF
+    return bits.int().view(torch.float32)
+
+
+def accuracy(sizes, dim: int, device: torch.device) -> None:
+    """Relative error of the loss and of its gradients (Frobenius norm) at every tile precision,
+    against the loss computed from its definition in float64 (fp32's row: float32's own error)."""
+    if device.type != "cuda":  # no TF32 units here: round the operands as a tensor core would
+        plain = logsumexp._rounded
+        logsumexp._rounded = lambda t, p: round_to_tf32(t) if p == "tf32" else plain(t, p)
+    print("\n| B | tile precision | loss rel. error | image grad | text grad | scale grad |")
+    print("|---|---|---|---|---|---|")
+    for batch in sizes:
+        reference = loss_and_gradients(batch, dim, device, None)
+        for precision in PRECISIONS:
+            result = loss_and_gradients(batch, dim, device, precision)
+            errors = [
+                float((got - want).norm() / want.norm())
+                for got, want in zip(result, reference, strict=True)
+            ]
+            print(f"| {batch} | {precision} | " + " | ".join(f"{e:.1e}" for e in errors) + " |")
+
+
+def time_precisions(sizes, dim: int, repeats: int, device: torch.device) -> None:
+    """Seconds and peak memory of the tiled loss (forward + backward) at every tile precision."""
+    print("\n| B | " + " | ".join(f"tiled {p} (s)" for p in PRECISIONS) + " | peak GiB |")
+    print("|---|" + "---|" * len(PRECISIONS) + "---|")
+    bytes_per_element = 0.0
+    for batch in sorted(sizes):
+        needed = bytes_per_element * batch * tile_size_for(batch)
+        if needed > 0.9 * available_bytes(device):
+            print(f"| {batch} | does not fit: needs ~{needed / 2**30:.0f} GiB |")
+            continue
+        row = [run_in_subprocess("unicl-tiled", batch, dim, repeats, device, p) for p in PRECISIONS]
+        cells = [f"{r['seconds']:.3f}" if "seconds" in r else r["error"] for r in row]
+        peaks = [r["peak_bytes"] for r in row if "peak_bytes" in r]
+        if peaks:
+            bytes_per_element = max(peaks) / (batch * tile_size_for(batch))
+        peak = f"{max(peaks) / 2**30:.1f}" if peaks else "-"
+        print(f"| {batch} | {' | '.join(cells)} | {peak} |", flush=True)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--sizes", type=int, nargs="+", default=[1024, 4096, 16384, 65536])
@@ -127,20 +233,31 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, default=5, help="timed repeats per size <= 4096")
     parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
     parser.add_argument("--threads", type=int, default=torch.get_num_threads())
+    parser.add_argument(
+        "--accuracy", action="store_true", help="the tile precisions' errors against float64"
+    )
+    parser.add_argument(
+        "--gpu",
+        action="store_true",
+        help=f"time every tile precision at B in {GPU_SIZES}, then --accuracy at 4096 and 16384",
+    )
     parser.add_argument("--child", help=argparse.SUPPRESS)
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
     device = torch.device(args.device)
     if args.child:
         config = json.loads(args.child)
-        print(
-            json.dumps(
-                measure(config["method"], config["batch"], config["dim"], config["repeats"], device)
-            )
-        )
+        print(json.dumps(measure(**config, device=device)))
+        return
+    print(f"device={device} threads={args.threads} D={args.dim} torch={torch.__version__}")
+    if args.gpu:
+        time_precisions(GPU_SIZES, args.dim, 3, device)
+        accuracy((4096, 16384), args.dim, device)
+        return
+    if args.accuracy:
+        accuracy(args.sizes, args.dim, device)
         return
 
-    print(f"device={device} threads={args.threads} D={args.dim} torch={torch.__version__}")
     results: dict[tuple[str, int], dict] = {}
     bytes_per_element: dict[str, float] = {}
     for batch in sorted(args.sizes):

@@ -19,7 +19,10 @@ def test_one_process_is_rank_0_of_1_and_spans_nothing():
 def test_flags_agree_with_themselves(value):
     flag = torch.tensor(value)
     assert process_group.true_on_all_ranks(flag) is value
-    assert process_group.true_on_any_rank(flag) is value
+    assert process_group.flags_on_any_rank([flag, not value], torch.device("cpu")) == [
+        value,
+        not value,
+    ]
     assert bool(flag) is value  # not modified
 
 
@@ -31,10 +34,12 @@ def test_sum_over_ranks_is_a_detached_copy():
     assert tensor.tolist() == [1.0, 2.0]
 
 
-def test_gather_objects_and_barrier_on_one_process():
+def test_gathers_on_one_process_return_their_input():
     item = {"position": 3, "state": torch.arange(2)}
     assert process_group.gather_objects(item) == [item]
-    process_group.barrier()
+    rows = torch.arange(6).reshape(3, 2)
+    assert process_group.gather_sizes(3, torch.device("cpu")) == [3]
+    assert process_group.gather_rows(rows) is rows
 
 
 def test_device_resolution():

@@ -54,12 +54,17 @@ def true_on_all_ranks(flag: torch.Tensor, group: Group = None) -> bool:
     return bool(agreed)
 
 
-def true_on_any_rank(flag: torch.Tensor, group: Group = None) -> bool:
-    """Whether the boolean scalar ``flag`` holds on at least one rank of ``group``."""
-    agreed = flag.detach().to(torch.int32).reshape(())
+def flags_on_any_rank(
+    flags: list[torch.Tensor | bool], device: torch.device, group: Group = None
+) -> list[bool]:
+    """For each boolean flag (a scalar tensor or a bool), whether it holds on at least one rank
+    of ``group``: all flags in one all-reduce and one host sync, however many there are."""
+    stacked = torch.stack(
+        [torch.as_tensor(flag, device=device).detach().reshape(()) for flag in flags]
+    ).to(torch.int32)
     if spans_processes(group):
-        dist.all_reduce(agreed, op=dist.ReduceOp.MAX, group=group)
-    return bool(agreed)
+        dist.all_reduce(stacked, op=dist.ReduceOp.MAX, group=group)
+    return [bool(value) for value in stacked.tolist()]
 
 
 def sum_over_ranks(tensor: torch.Tensor, group: Group = None) -> torch.Tensor:
@@ -69,6 +74,38 @@ def sum_over_ranks(tensor: torch.Tensor, group: Group = None) -> torch.Tensor:
     if spans_processes(group):
         dist.all_reduce(total, op=dist.ReduceOp.SUM, group=group)
     return total
+
+
+def gather_sizes(local_size: int, device: torch.device, group: Group = None) -> list[int]:
+    """Every rank's row count in rank order (one all-gather and one host sync across processes)."""
+    if not spans_processes(group):
+        return [local_size]
+    size = torch.tensor([local_size], device=device)
+    sizes = [torch.zeros_like(size) for _ in range(world_size(group))]
+    dist.all_gather(sizes, size, group=group)
+    return torch.cat(sizes).tolist()
+
+
+def gather_rows(
+    tensor: torch.Tensor, group: Group = None, sizes: list[int] | None = None
+) -> torch.Tensor:
+    """Every rank's ``[b_r, ...]`` tensor concatenated in rank order (no gradient). Ranks may hold
+    different ``b_r`` (``sizes``, gathered when not given): each pads its rows to the largest,
+    since an all-gather needs equal shapes, and the padding is trimmed. On one process: ``tensor``."""
+    if not spans_processes(group):
+        return tensor
+    if sizes is None:
+        sizes = gather_sizes(tensor.shape[0], tensor.device, group)
+    largest = max(sizes)
+    padded = tensor.contiguous()
+    if tensor.shape[0] != largest:
+        padded = tensor.new_zeros((largest, *tensor.shape[1:]))
+        padded[: tensor.shape[0]] = tensor
+    parts = [torch.empty_like(padded) for _ in sizes]
+    dist.all_gather(parts, padded, group=group)
+    if all(size == largest for size in sizes):
+        return torch.cat(parts)
+    return torch.cat([part[:size] for part, size in zip(parts, sizes, strict=True)])
 
 
 def gather_objects(item: Any, group: Group = None) -> list[Any]:
@@ -81,12 +118,6 @@ def gather_objects(item: Any, group: Group = None) -> list[Any]:
     gathered: list[Any] = [None] * world_size(group)
     dist.all_gather_object(gathered, buffer.getvalue(), group=group)
     return [torch.load(io.BytesIO(data), weights_only=True) for data in gathered]
-
-
-def barrier(group: Group = None) -> None:
-    """Wait until every rank of ``group`` arrives here (nothing to wait for on one process)."""
-    if spans_processes(group):
-        dist.barrier(group=group)
 
 
 def resolve_device(

@@ -78,3 +78,39 @@ def test_tile_size_must_be_positive():
     u = normalized(4, 8, seed=26)
     with pytest.raises(ValueError, match="tile_size"):
         tiled_logsumexp(u, u, 0)
+
+
+def precision_value_and_gradients(precision, labels):
+    u = normalized(len(labels), 16, seed=20, requires_grad=True)
+    v = normalized(len(labels), 16, seed=21, requires_grad=True)
+    scale = torch.tensor(SCALE, requires_grad=True)
+    loss = unicl_loss(u, v, labels, scale, tile_size=5, tile_precision=precision)
+    return (loss, *torch.autograd.grad(loss, (u, v, scale)))
+
+
+def test_bf16_tiles_round_the_operands_and_stay_close_to_float32():
+    labels = mixed_labels()
+    exact = value_and_gradients(labels, None)
+    rounded = precision_value_and_gradients("bf16", labels)
+    assert rounded[0].dtype == torch.float32
+    assert not torch.equal(rounded[0], exact[0])  # the products did see bfloat16 operands
+    for got, want in zip(rounded, exact, strict=True):
+        assert float((got - want).detach().norm() / want.detach().norm()) < 3e-2
+
+
+def test_tf32_tiles_leave_the_matmul_precision_as_they_found_it():
+    before = torch.get_float32_matmul_precision()
+    labels = mixed_labels()
+    for got, want in zip(
+        precision_value_and_gradients("tf32", labels),
+        value_and_gradients(labels, None),
+        strict=True,
+    ):
+        torch.testing.assert_close(got, want, rtol=1e-3, atol=1e-5)
+    assert torch.get_float32_matmul_precision() == before
+
+
+def test_an_unknown_tile_precision_is_refused():
+    u = normalized(4, 8, seed=26)
+    with pytest.raises(ValueError, match="precision must be one of"):
+        tiled_logsumexp(u, u, 2, precision="fp8")

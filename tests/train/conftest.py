@@ -122,7 +122,7 @@ def noisy_augment(images: torch.Tensor, class_ids=None) -> torch.Tensor:
     return images.float() / 255 + 0.01 * torch.randn(images.shape)
 
 
-def join_two_process_group(rank: int, port: int) -> ProcessContext:
+def join_two_process_group(rank: int, port: int, timeout_minutes: float = 30.0) -> ProcessContext:
     """In a spawned worker: join a 2-rank gloo group as torchrun would (its environment
     variables), with one compute thread."""
     os.environ.update(
@@ -133,4 +133,4 @@ def join_two_process_group(rank: int, port: int) -> ProcessContext:
         LOCAL_RANK=str(rank),
     )
     torch.set_num_threads(1)
-    return init_process("cpu")
+    return init_process("cpu", timeout_minutes)

@@ -2,7 +2,7 @@
 embedding export. Every evaluator takes the model, the data (a source string or mapping, an
 opened source or an `EvalDataset`) and options, and returns a dict of metrics."""
 
-from unicl.evaluate.embed import embed_images, embed_texts, encode_dataset
+from unicl.evaluate.embed import Shards, embed_images, embed_texts, encode_dataset
 from unicl.evaluate.export import export_embeddings
 from unicl.evaluate.harness import create_model_and_transforms, get_tokenizer
 from unicl.evaluate.linear_probe import linear_probe, linear_probe_on_features
@@ -19,6 +19,7 @@ from unicl.evaluate.zeroshot import build_zeroshot_classifier, classify, evaluat
 __all__ = [
     "LogisticRegression",
     "Prediction",
+    "Shards",
     "build_zeroshot_classifier",
     "classification_metrics",
     "classify",

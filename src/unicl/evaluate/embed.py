@@ -2,7 +2,9 @@
 
 Every function here runs the model in eval mode without gradients on the model's own device and
 puts the model back in the mode it was in (training calls these at its evaluation interval).
-Features come back L2-normalised, float32, on the CPU.
+Features come back L2-normalised, float32, on the CPU. With `shards=Shards(group)` the ranks of
+`group` share the work: each encodes a contiguous share of the items and every rank receives all
+features in item order, as one process would have computed them.
 """
 
 from __future__ import annotations
@@ -18,8 +20,10 @@ from torch import nn
 from torch.utils.data import DataLoader, Dataset, TensorDataset
 from tqdm import tqdm
 
+from unicl import process_group
 from unicl.data import collate_skipping_bad
 from unicl.errors import UserInputError
+from unicl.process_group import Group
 
 
 def model_device(model: nn.Module) -> torch.device:
@@ -44,18 +48,36 @@ def _progress(total: int, batch_size: int, progress: bool | None, unit: str, des
     return tqdm(total=total, unit=unit, desc=desc, disable=not show, leave=False)
 
 
-class _WithIndex(Dataset):
-    """Items `(image, (index, target))`, or None where the wrapped dataset gives None."""
+@dataclass(frozen=True)
+class Shards:
+    """Encoding shared by the ranks of `group` (None: the default group, as in
+    `torch.distributed`): rank `r` of `W` encodes items `[n * r // W, n * (r + 1) // W)` of `n`,
+    and the features are gathered to every rank in item order. Every rank of `group` must make
+    the same call with the same items."""
 
-    def __init__(self, dataset: Dataset) -> None:
+    group: Group = None
+
+    def share(self, count: int) -> range:
+        """The positions, among `count` items, that this rank encodes."""
+        rank, size = process_group.rank(self.group), process_group.world_size(self.group)
+        return range(count * rank // size, count * (rank + 1) // size)
+
+
+class _WithIndex(Dataset):
+    """Items `(image, (position, target))` of the wrapped dataset at `positions`, or None where
+    the dataset gives None."""
+
+    def __init__(self, dataset: Dataset, positions: range) -> None:
         self.dataset = dataset
+        self.positions = positions
 
     def __len__(self) -> int:
-        return len(self.dataset)
+        return len(self.positions)
 
     def __getitem__(self, index: int):
-        item = self.dataset[index]
-        return None if item is None else (item[0], (index, item[1]))
+        position = self.positions[index]
+        item = self.dataset[position]
+        return None if item is None else (item[0], (position, item[1]))
 
 
 @dataclass
@@ -80,24 +102,28 @@ def encode_dataset(
     batch_size: int = 256,
     num_workers: int = 0,
     progress: bool | None = None,
+    shards: Shards | None = None,
 ) -> EncodedImages:
     """Encode every image of a map-style dataset of `(image float [3,H,W], target)` items.
 
     Items that are None (a bad sample, as `unicl.data.EvalDataset` gives them) are skipped and
-    counted. Raises `UserInputError` when no image at all could be encoded.
+    counted. Raises `UserInputError` when no image at all could be encoded (on every rank
+    together when sharded).
     """
+    positions = range(len(dataset)) if shards is None else shards.share(len(dataset))
     loader = DataLoader(
-        _WithIndex(dataset),
+        _WithIndex(dataset, positions),
         batch_size=batch_size,
         shuffle=False,
         num_workers=num_workers,
         collate_fn=collate_skipping_bad,
+        pin_memory=model_device(model).type == "cuda",
     )
     device = model_device(model)
     features, targets, indices = [], [], []
     with (
         inference_mode(model),
-        _progress(len(dataset), batch_size, progress, "img", "encoding images") as bar,
+        _progress(len(positions), batch_size, progress, "img", "encoding images") as bar,
     ):
         for images, batch in loader:
             if batch:
@@ -105,14 +131,26 @@ def encode_dataset(
                 features.append(encoded.float().cpu())
                 indices.extend(index for index, _ in batch)
                 targets.extend(target for _, target in batch)
-            bar.update(min(batch_size, len(dataset) - bar.n))
-    if not features:
+            bar.update(min(batch_size, len(positions) - bar.n))
+    local = torch.cat(features) if features else torch.empty(0, model.embed_dim)
+    encoded = EncodedImages(local, targets, torch.tensor(indices, dtype=torch.int64), 0)
+    if shards is not None:
+        encoded = _gathered(encoded, device, shards.group)
+    if not len(encoded.features):
         raise UserInputError(
             f"none of the {len(dataset)} images could be encoded (empty, missing or unreadable)"
         )
-    return EncodedImages(
-        torch.cat(features), targets, torch.tensor(indices), len(dataset) - len(indices)
-    )
+    encoded.skipped = len(dataset) - len(encoded.indices)
+    return encoded
+
+
+def _gathered(encoded: EncodedImages, device: torch.device, group: Group) -> EncodedImages:
+    """Every rank's share of `encoded`, concatenated in rank order (so in item order)."""
+    sizes = process_group.gather_sizes(len(encoded.indices), device, group)
+    features = process_group.gather_rows(encoded.features.to(device), group, sizes)
+    indices = process_group.gather_rows(encoded.indices.to(device), group, sizes)
+    targets = [t for part in process_group.gather_objects(encoded.targets, group) for t in part]
+    return EncodedImages(features.cpu(), targets, indices.cpu(), 0)
 
 
 def embed_images(
@@ -122,6 +160,7 @@ def embed_images(
     batch_size: int = 256,
     num_workers: int = 0,
     progress: bool | None = None,
+    shards: Shards | None = None,
 ) -> torch.Tensor:
     """float32 [N, E] normalised image embeddings.
 
@@ -133,7 +172,12 @@ def embed_images(
     if isinstance(images, torch.Tensor):
         images = TensorDataset(images, torch.zeros(len(images)))
     encoded = encode_dataset(
-        model, images, batch_size=batch_size, num_workers=num_workers, progress=progress
+        model,
+        images,
+        batch_size=batch_size,
+        num_workers=num_workers,
+        progress=progress,
+        shards=shards,
     )
     return encoded.features
 
@@ -144,6 +188,7 @@ def embed_texts(
     *,
     batch_size: int = 256,
     progress: bool | None = None,
+    shards: Shards | None = None,
 ) -> torch.Tensor:
     """float32 [M, E] normalised embeddings of `texts`, tokenised with the model's tokenizer.
 
@@ -158,14 +203,18 @@ def embed_texts(
     if len(texts) == 0:
         raise UserInputError("there are no texts to encode: the list is empty")
     device = model_device(model)
-    features = []
+    positions = range(len(texts)) if shards is None else shards.share(len(texts))
+    features = [torch.empty(0, model.embed_dim)]
     with (
         inference_mode(model),
-        _progress(len(texts), batch_size, progress, "text", "encoding texts") as bar,
+        _progress(len(positions), batch_size, progress, "text", "encoding texts") as bar,
     ):
-        for start in range(0, len(texts), batch_size):
-            batch = list(texts[start : start + batch_size])
+        for start in range(0, len(positions), batch_size):
+            batch = [texts[i] for i in positions[start : start + batch_size]]
             tokens = model.tokenize(batch).to(device, non_blocking=True)
             features.append(model.encode_text(tokens, normalize=True).float().cpu())
             bar.update(len(batch))
-    return torch.cat(features)
+    local = torch.cat(features)
+    if shards is None:
+        return local
+    return process_group.gather_rows(local.to(device), shards.group).cpu()

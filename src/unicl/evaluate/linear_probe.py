@@ -15,7 +15,7 @@ from torch import nn
 
 from unicl.data import Modality
 from unicl.errors import UserInputError
-from unicl.evaluate.embed import encode_dataset
+from unicl.evaluate.embed import Shards, encode_dataset
 from unicl.evaluate.inputs import EvalData, open_eval_dataset
 from unicl.evaluate.logistic_regression import (
     DEFAULT_L2_GRID,
@@ -89,8 +89,10 @@ def linear_probe(
     batch_size: int = 256,
     num_workers: int = 0,
     progress: bool | None = None,
+    shards: Shards | None = None,
 ) -> dict[str, float | int | dict[str, float]]:
-    """Linear-probe accuracy of `model`'s image tower: train on `train`, score on `test`.
+    """Linear-probe accuracy of `model`'s image tower: train on `train`, score on `test`
+    (images encoded by the ranks of `shards`, if given; each rank fits the same probe).
 
     Both must be image-label data with the same classes in the same order. Returns the metrics
     of `linear_probe_on_features` plus `skipped` (unreadable images in either split).
@@ -102,7 +104,12 @@ def linear_probe(
             f"the training classes {train_set.class_names} differ from the test classes "
             f"{test_set.class_names}; probe on two splits of the same labelled data"
         )
-    options = {"batch_size": batch_size, "num_workers": num_workers, "progress": progress}
+    options = {
+        "batch_size": batch_size,
+        "num_workers": num_workers,
+        "progress": progress,
+        "shards": shards,
+    }
     encoded_train = encode_dataset(model, train_set, **options)
     encoded_test = encode_dataset(model, test_set, **options)
     result = linear_probe_on_features(

@@ -10,7 +10,7 @@ from torch.utils.data import Subset
 
 from unicl.data import Modality
 from unicl.errors import UserInputError
-from unicl.evaluate.embed import embed_texts, encode_dataset
+from unicl.evaluate.embed import Shards, embed_texts, encode_dataset
 from unicl.evaluate.inputs import EvalData, image_groups, open_eval_dataset
 from unicl.evaluate.metrics import retrieval_recall
 
@@ -23,8 +23,9 @@ def evaluate_retrieval(
     batch_size: int = 256,
     num_workers: int = 0,
     progress: bool | None = None,
+    shards: Shards | None = None,
 ) -> dict[str, float | int]:
-    """Recall@k of `model` on image-text `data`.
+    """Recall@k of `model` on image-text `data` (encoded by the ranks of `shards`, if given).
 
     Samples that show the same image (see `image_groups`) are one image with several captions:
     each image is encoded once, each caption once. Returns `image_to_text_R@k`,
@@ -40,6 +41,7 @@ def evaluate_retrieval(
         batch_size=batch_size,
         num_workers=num_workers,
         progress=progress,
+        shards=shards,
     )
     kept = [firsts[position] for position in encoded.indices.tolist()]
     row_of = {sample: row for row, sample in enumerate(kept)}
@@ -54,7 +56,9 @@ def evaluate_retrieval(
             owners.append(row_of[first])
     if not texts:
         raise UserInputError(f"{dataset.source.describe()} has no captions to retrieve")
-    text_features = embed_texts(model, texts, batch_size=batch_size, progress=progress)
+    text_features = embed_texts(
+        model, texts, batch_size=batch_size, progress=progress, shards=shards
+    )
     metrics = retrieval_recall(encoded.features, text_features, torch.tensor(owners), ks=ks)
     return {
         **metrics,

@@ -18,7 +18,13 @@ from torch import nn
 
 from unicl.data import Modality
 from unicl.errors import UserInputError
-from unicl.evaluate.embed import embed_images, embed_texts, encode_dataset, model_device
+from unicl.evaluate.embed import (
+    Shards,
+    embed_images,
+    embed_texts,
+    encode_dataset,
+    model_device,
+)
 from unicl.evaluate.inputs import EvalData, model_transform, open_eval_dataset, read_images
 from unicl.evaluate.metrics import classification_metrics
 from unicl.evaluate.results import plot_confusion_matrix
@@ -60,14 +66,16 @@ def build_zeroshot_classifier(
     batch_size: int = 256,
     *,
     progress: bool | None = False,
+    shards: Shards | None = None,
 ) -> torch.Tensor:
     """float32 [E, C] classifier columns `w_c` (unit norm) for `class_names`, on the model's
     device, so that `encode_image(x, normalize=True) @ W` gives cosine-similarity logits [B, C].
-    Every (class, template) prompt is encoded in eval mode, `batch_size` prompts at a time."""
+    Every (class, template) prompt is encoded in eval mode, `batch_size` prompts at a time
+    (shared by the ranks of `shards`)."""
     names = check_class_names(class_names)
     chosen = resolve_templates(templates)
     prompts = [fill_template(template, name) for name in names for template in chosen]
-    features = embed_texts(model, prompts, batch_size=batch_size, progress=progress)
+    features = embed_texts(model, prompts, batch_size=batch_size, progress=progress, shards=shards)
     per_class = features.view(len(names), len(chosen), -1).mean(dim=1)
     return F.normalize(per_class, dim=-1).T.contiguous().to(model_device(model))
 
@@ -119,12 +127,14 @@ def evaluate_zeroshot(
     num_workers: int = 0,
     progress: bool | None = None,
     confusion_png: str | os.PathLike | None = None,
+    shards: Shards | None = None,
 ) -> dict[str, float | int | str]:
     """Zero-shot accuracy of `model` on image-label `data` (the images and their class indices).
 
     class_names: the names the classifier is built from, in label order (default: the source's
     own). templates: a set name, file or sequence (default: the source's templates).
     confusion_png: where to save the confusion-matrix figure (none when None).
+    shards: the ranks that share the encoding (`Shards`); each returns the same metrics.
 
     Returns `top1`, `top5`, `mean_per_class_recall` (fractions), `num_samples`, `num_classes`,
     `num_templates` and `skipped` (unreadable images).
@@ -133,7 +143,12 @@ def evaluate_zeroshot(
     names = check_class_names(class_names if class_names is not None else dataset.class_names)
     chosen = resolve_templates(templates) if templates is not None else dataset.templates
     encoded = encode_dataset(
-        model, dataset, batch_size=batch_size, num_workers=num_workers, progress=progress
+        model,
+        dataset,
+        batch_size=batch_size,
+        num_workers=num_workers,
+        progress=progress,
+        shards=shards,
     )
     targets = torch.tensor(encoded.targets, dtype=torch.int64)
     if int(targets.max()) >= len(names):
@@ -141,9 +156,8 @@ def evaluate_zeroshot(
             f"the data has class index {int(targets.max())} but only {len(names)} class names "
             "were given; give one name per class, in label order"
         )
-    logits = zeroshot_logits(
-        model, encoded.features, build_zeroshot_classifier(model, names, chosen).cpu()
-    )
+    classifier = build_zeroshot_classifier(model, names, chosen, batch_size, shards=shards)
+    logits = zeroshot_logits(model, encoded.features, classifier.cpu())
     metrics, confusion = classification_metrics(logits, targets, ks=(1, 5))
     if confusion_png is not None:
         plot_confusion_matrix(confusion, names, Path(confusion_png))

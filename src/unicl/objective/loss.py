@@ -40,8 +40,8 @@ import torch
 from torch import nn
 
 from unicl import process_group
-from unicl.objective.gather import gather_labels, gather_with_grad
-from unicl.objective.logsumexp import dense_logsumexp, tiled_logsumexp
+from unicl.objective.gather import BatchGather
+from unicl.objective.logsumexp import TILE_PRECISIONS, dense_logsumexp, tiled_logsumexp
 from unicl.process_group import Group
 
 
@@ -52,6 +52,8 @@ def unicl_loss(
     logit_scale: torch.Tensor | float,
     *,
     tile_size: int | None = None,
+    tile_precision: str = "fp32",
+    check_finite: bool = True,
 ) -> torch.Tensor:
     """The UniCL loss of one batch (see the module docstring for the equations).
 
@@ -64,17 +66,26 @@ def unicl_loss(
         tile_size: compute the log-sum-exp over blocks of this many columns, recomputing them in
             backward: the same value and gradients with ``O(B * tile_size)`` extra memory instead
             of ``O(B**2)``.
+        tile_precision: the precision of the tiles' matrix products, ``fp32``, ``tf32`` or
+            ``bf16`` (``unicl.objective.logsumexp``); the log-sum-exp accumulates in float32
+            whatever it is. The dense form (no ``tile_size``) computes in float32.
+        check_finite: raise on NaN or infinity in the features or the scale (one host sync);
+            False returns a non-finite loss for them instead.
 
     Returns:
         A float32 scalar, whatever the input dtype (the loss runs in float32 with autocast off).
 
     Raises:
         ValueError: a shape, dtype or device that does not fit, naming the argument, or a
-            non-finite value in the features or the scale.
+            non-finite value in the features or the scale (with ``check_finite``).
     """
-    images, texts, scale = validate_inputs(image_features, text_features, labels, logit_scale)
+    images, texts, scale = validate_inputs(
+        image_features, text_features, labels, logit_scale, check_finite=check_finite
+    )
     with float32_region(images.device):
-        row_lse, column_lse = similarity_logsumexp(images * scale, texts, tile_size)
+        row_lse, column_lse = similarity_logsumexp(
+            images * scale, texts, tile_size, precision=tile_precision
+        )
         groups = LabelGroups(labels)
         image_positives = positive_logits(images, groups.key_group, texts, groups, scale)
         text_positives = positive_logits(texts, groups.key_group, images, groups, scale)
@@ -89,19 +100,40 @@ class UniCLLoss(nn.Module):
 
     Call it with this rank's ``image_features [b, D]``, ``text_features [b, D]`` (L2-normalised),
     ``labels [b]`` and the ``logit_scale`` multiplier. ``tile_size`` bounds the extra memory to
-    ``O(b * tile_size)`` as in :func:`unicl_loss`. ``group`` is the process group whose ranks share
+    ``O(b * tile_size)`` as in :func:`unicl_loss`, with products at ``tile_precision``. ``group`` is the process group whose ranks share
     the batch (None: the default group when ``torch.distributed`` is initialised). Every rank of
     the group must call it at the same step. The value returned on a rank is ``loss_r``, not the
-    global loss: average it over the ranks to log the global value. When any rank's input is not
-    finite, every rank raises ``ValueError`` together (no rank is left waiting in a collective).
+    global loss: average it over the ranks to log the global value.
+
+    With ``check_finite`` (the default), when any rank's input is not finite every rank raises
+    ``ValueError`` together (agreed with one all-reduce, so no rank is left waiting in a
+    collective). A caller that checks the loss itself (the training loop agrees on finiteness
+    once per step) passes False: a non-finite input then gives a non-finite loss, with no scan,
+    collective or host sync spent on it. Across processes a call makes two all-gathers (labels
+    with every rank's row count, then image and text features together; see
+    :class:`~unicl.objective.gather.BatchGather`) and its backward one reduce-scatter.
     """
 
-    def __init__(self, tile_size: int | None = None, group: Group = None) -> None:
+    def __init__(
+        self,
+        tile_size: int | None = None,
+        group: Group = None,
+        *,
+        tile_precision: str = "fp32",
+        check_finite: bool = True,
+    ) -> None:
         super().__init__()
         if tile_size is not None and tile_size < 1:
             raise ValueError(f"tile_size must be a positive integer or None, got {tile_size}")
+        if tile_precision not in TILE_PRECISIONS:
+            raise ValueError(
+                f"tile_precision must be one of {TILE_PRECISIONS}, not {tile_precision!r}"
+            )
         self.tile_size = tile_size
+        self.tile_precision = tile_precision
         self.group = group
+        self.check_finite = check_finite
+        self.gather = BatchGather(group)
 
     def forward(
         self,
@@ -112,22 +144,37 @@ class UniCLLoss(nn.Module):
     ) -> torch.Tensor:
         if not process_group.spans_processes(self.group):
             return unicl_loss(
-                image_features, text_features, labels, logit_scale, tile_size=self.tile_size
+                image_features,
+                text_features,
+                labels,
+                logit_scale,
+                tile_size=self.tile_size,
+                tile_precision=self.tile_precision,
+                check_finite=self.check_finite,
             )
         images, texts, scale = validate_inputs(
             image_features, text_features, labels, logit_scale, check_finite=False
         )
-        finite = process_group.true_on_all_ranks(all_finite(images, texts, scale), self.group)
-        raise_if_not_finite(images, texts, scale, finite)
-        all_images = gather_with_grad(images, self.group)
-        all_texts = gather_with_grad(texts, self.group)
-        all_labels = gather_labels(labels, self.group)
+        if self.check_finite:
+            finite = process_group.true_on_all_ranks(all_finite(images, texts, scale), self.group)
+            raise_if_not_finite(images, texts, scale, finite)
+        all_labels, sizes = self.gather.labels(labels)
+        both = self.gather.rows(torch.cat([images, texts], dim=1), sizes)
+        all_images, all_texts = both.split(images.shape[1], dim=1)
         with float32_region(images.device):
             image_lse, _ = similarity_logsumexp(
-                images * scale, all_texts, self.tile_size, with_columns=False
+                images * scale,
+                all_texts,
+                self.tile_size,
+                with_columns=False,
+                precision=self.tile_precision,
             )
             text_lse, _ = similarity_logsumexp(
-                texts * scale, all_images, self.tile_size, with_columns=False
+                texts * scale,
+                all_images,
+                self.tile_size,
+                with_columns=False,
+                precision=self.tile_precision,
             )
             groups = LabelGroups(all_labels)
             local_group = groups.group_of(labels)
@@ -137,7 +184,7 @@ class UniCLLoss(nn.Module):
             return (image_terms.sum() + text_terms.sum()) * (share / 2)
 
     def extra_repr(self) -> str:
-        return f"tile_size={self.tile_size}"
+        return f"tile_size={self.tile_size}, tile_precision={self.tile_precision!r}"
 
 
 def similarity_logsumexp(
@@ -146,6 +193,7 @@ def similarity_logsumexp(
     tile_size: int | None,
     *,
     with_columns: bool = True,
+    precision: str = "fp32",
 ) -> tuple[torch.Tensor, torch.Tensor | None]:
     """Row (and column) log-sum-exp of ``scaled_queries @ keys.T``, dense or tiled.
 
@@ -153,7 +201,9 @@ def similarity_logsumexp(
     """
     if tile_size is None or tile_size >= keys.shape[0]:
         return dense_logsumexp(scaled_queries, keys, with_columns=with_columns)
-    return tiled_logsumexp(scaled_queries, keys, tile_size, with_columns=with_columns)
+    return tiled_logsumexp(
+        scaled_queries, keys, tile_size, with_columns=with_columns, precision=precision
+    )
 
 
 class LabelGroups:

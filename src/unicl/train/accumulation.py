@@ -14,28 +14,30 @@ whole batch shares (the logit scale) carry gradients only in the last micro-step
 receive exactly one full-batch gradient. Each chunk's recomputation replays the random-number
 state of its cached pass, so dropout and drop-path draw the same masks in both passes.
 
-Under DDP the first `k - 1` micro-steps run in `no_sync()` and the last one all-reduces.
+Under DDP (FSDP) the first `k - 1` micro-steps keep their gradients local and the last one
+all-reduces (reduce-scatters) them.
+Whether the step's features and loss are finite is returned, not agreed here: the loop agrees on
+it together with the stop flag in one collective per step.
 """
 
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 
 import torch
 from torch import nn
 
-from unicl import process_group
 from unicl.train.objective_registry import StepInputs, TrainingObjective
 
 
-def agreed_finite(tensors: tuple[torch.Tensor, ...], group: process_group.Group) -> bool:
-    """True when every value of `tensors` is finite on every rank of `group` (so that all ranks
-    skip a step together)."""
+def are_finite(tensors: tuple[torch.Tensor, ...]) -> torch.Tensor:
+    """A boolean scalar tensor on the tensors' device: no NaN or infinity in any of `tensors`
+    (no host sync; the loop agrees on it across ranks once per step)."""
     finite = torch.ones((), dtype=torch.bool, device=tensors[0].device)
     for tensor in tensors:
         finite &= torch.isfinite(tensor.detach()).all()
-    return process_group.true_on_all_ranks(finite, group)
+    return finite
 
 
 def split_inputs(inputs: StepInputs, parts: int) -> list[StepInputs]:
@@ -51,26 +53,23 @@ def forward_backward(
     accumulation_steps: int,
     autocast: Callable[[], contextlib.AbstractContextManager],
     backward: Callable[[torch.Tensor], None],
-) -> torch.Tensor | None:
+) -> tuple[torch.Tensor, torch.Tensor]:
     """Accumulate into `.grad` the gradient of `objective.loss` over the whole of `inputs`.
 
     `module` is the objective itself or its DDP wrapper (whose forward is the objective's);
     `backward` back-propagates a loss (e.g. through a gradient scaler). Returns this process's
-    loss value (detached), or None, with no gradient accumulated, when a feature or the loss is
-    not finite on some rank of `objective.group`.
+    loss value (detached) and a boolean scalar tensor, `finite`, that is False when a feature or
+    the loss is NaN or infinite on this process. Nothing here synchronises with the host or
+    talks to other ranks beyond the objective's own collectives: every rank runs every backward
+    (so DDP's all-reduce is never left waiting), and the caller agrees on `finite` across ranks
+    and skips the update, whose gradients are then not usable, when it fails anywhere.
     """
-    group = objective.group
     if accumulation_steps == 1:
         with autocast():
             features, shared = module(inputs)
-        if not agreed_finite(features + shared, group):
-            return None
-        with autocast():
             loss = objective.loss(features, shared, inputs)
-        if not agreed_finite((loss,), group):
-            return None
         backward(loss)
-        return loss.detach()
+        return loss.detach(), are_finite((*features, *shared, loss))
 
     chunks = split_inputs(inputs, accumulation_steps)
     states, cached = [], []
@@ -80,17 +79,10 @@ def forward_backward(
             with autocast():
                 cached.append(module(chunk)[0])
     after = _rng_state(inputs)
-    if not agreed_finite(tuple(t for parts in cached for t in parts), group):
-        return None
     last = accumulation_steps - 1
     for j, chunk in enumerate(chunks):
         _set_rng_state(states[j])
-        sync = (
-            module.no_sync()
-            if j < last and hasattr(module, "no_sync")
-            else contextlib.nullcontext()
-        )
-        with sync:
+        with _local_gradients(module) if j < last else contextlib.nullcontext():
             with autocast():
                 live, shared = module(chunk)
                 features = tuple(
@@ -100,12 +92,28 @@ def forward_backward(
                 if j < last:
                     shared = tuple(s.detach() for s in shared)
                 loss = objective.loss(features, shared, inputs)
-            if j == 0 and not agreed_finite((loss,), group):
-                _set_rng_state(after)
-                return None
             backward(loss)
     _set_rng_state(after)
-    return loss.detach()
+    cached_features = tuple(t for parts in cached for t in parts)
+    return loss.detach(), are_finite((*cached_features, *shared, loss))
+
+
+@contextlib.contextmanager
+def _local_gradients(module: nn.Module) -> Iterator[None]:
+    """Backward passes inside accumulate their gradients without reducing them across processes
+    (DDP's `no_sync`, FSDP2's `set_requires_gradient_sync(False)`); the next backward outside
+    reduces everything accumulated. Nothing to defer on one process."""
+    if hasattr(module, "no_sync"):
+        with module.no_sync():
+            yield
+    elif hasattr(module, "set_requires_gradient_sync"):
+        module.set_requires_gradient_sync(False)
+        try:
+            yield
+        finally:
+            module.set_requires_gradient_sync(True)
+    else:
+        yield
 
 
 def _rng_state(inputs: StepInputs) -> tuple[torch.Tensor, torch.Tensor | None]:

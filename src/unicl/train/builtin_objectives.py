@@ -18,13 +18,7 @@ from torch import nn
 
 from unicl import process_group
 from unicl.errors import UserInputError
-from unicl.objective import (
-    CAPTION_CLASS_ID,
-    UniCLLoss,
-    gather_labels,
-    gather_with_grad,
-    supcon_loss,
-)
+from unicl.objective import CAPTION_CLASS_ID, BatchGather, UniCLLoss, supcon_loss
 from unicl.process_group import Group
 from unicl.train.config import ObjectiveConfig
 from unicl.train.objective_registry import (
@@ -38,7 +32,8 @@ from unicl.train.objective_registry import (
 
 @register_objective("unicl")
 class UniCLObjective(TrainingObjective):
-    """Image and text towers trained with the UniCL loss (tiled by `objective.tile_size`)."""
+    """Image and text towers trained with the UniCL loss (tiled by `objective.tile_size`, its
+    products at `objective.tile_precision`)."""
 
     def __init__(
         self,
@@ -49,7 +44,13 @@ class UniCLObjective(TrainingObjective):
         group: Group = None,
     ) -> None:
         super().__init__(model, config, num_classes=num_classes, group=group)
-        self.criterion = UniCLLoss(tile_size=config.tile_size, group=group)
+        # the loop agrees on finiteness once per step, so the criterion does not check again
+        self.criterion = UniCLLoss(
+            tile_size=config.tile_size,
+            group=group,
+            tile_precision=config.tile_precision,
+            check_finite=False,
+        )
 
     def prepare(self, batch, augment: Augment, device: torch.device) -> StepInputs:
         return {
@@ -135,6 +136,7 @@ class SupConObjective(TrainingObjective):
     ) -> None:
         super().__init__(model, config, num_classes=num_classes, group=group)
         self.temperature = config.temperature
+        self.gather = BatchGather(group)
 
     def prepare(self, batch, augment: Augment, device: torch.device) -> StepInputs:
         images = batch.images.to(device, non_blocking=True)
@@ -154,6 +156,6 @@ class SupConObjective(TrainingObjective):
         """Every rank computes SupCon over the gathered global batch; the gather's backward
         sums the ranks' gradients and DDP averages them: the global-batch gradient."""
         (views,) = features
-        views = gather_with_grad(views, self.group)
-        labels = gather_labels(inputs["labels"], self.group)
+        labels, sizes = self.gather.labels(inputs["labels"])
+        views = self.gather.rows(views, sizes)
         return supcon_loss(views.flatten(0, 1), labels.repeat_interleave(2), self.temperature)

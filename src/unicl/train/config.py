@@ -126,11 +126,15 @@ class ObjectiveConfig:
     UniCL loss over images and texts (the default); baselines on the image tower only: `ce`
     (linear classifier over the class ids, cross-entropy) and `supcon` (SupCon on two augmented
     views of each image, at `temperature`). `tile_size` bounds the memory of `unicl`;
+    `tile_precision` (`tf32` by default, `fp32` or `bf16`) is the precision of its tiles' matrix
+    products (`unicl.objective.logsumexp`; the log-sum-exp accumulates in float32; TF32 only
+    where the hardware has it, so plain float32 on CPUs);
     `num_classes` sizes the `ce` head (null: the number of classes of the training sources). An
     objective reads the keys it needs and ignores the others."""
 
     name: str = "unicl"
     tile_size: int | None = None
+    tile_precision: Literal["fp32", "tf32", "bf16"] = "tf32"
     temperature: float = 0.1
     num_classes: int | None = None
 
@@ -207,7 +211,15 @@ class RunConfig:
     """Where and how the run executes. `precision`: `fp32`, `bf16` (autocast, CPU or CUDA) or
     `fp16` (autocast and a gradient scaler, CUDA only). `max_nonfinite`: consecutive steps with
     a non-finite loss that are skipped before the run stops. `deterministic` asks PyTorch for
-    deterministic kernels (bit-identical resumption on CPU)."""
+    deterministic kernels (bit-identical resumption on CPU). `timeout_minutes`: how long a
+    process waits in a collective for the others (a rank writing a checkpoint, a slow data
+    source) before the run fails instead of hanging; it is the process group's timeout, for NCCL
+    and gloo alike. `compile` runs each tower's forward
+    through `torch.compile` (the first steps pay for compilation; parameter names, checkpoints
+    and saved models are those of the eager model, so a run may be resumed with it on or off).
+    `sharding` on several processes: `ddp` keeps a full replica of the weights, gradients and
+    optimiser state on every process; `fsdp` shards them over the processes (PyTorch's FSDP2,
+    `unicl.train.sharding`), for towers too large to replicate."""
 
     output_dir: str = "runs/unicl"
     seed: int = 0
@@ -216,9 +228,13 @@ class RunConfig:
     deterministic: bool = False
     max_nonfinite: int = 5
     threads: int | None = None
+    compile: bool = False
+    timeout_minutes: float = 30.0
+    sharding: Literal["ddp", "fsdp"] = "ddp"
 
     def validate(self) -> None:
         _require(self.max_nonfinite > 0, "run.max_nonfinite", self.max_nonfinite, "> 0")
+        _require(self.timeout_minutes > 0, "run.timeout_minutes", self.timeout_minutes, "> 0")
         if self.threads is not None:
             _require(self.threads > 0, "run.threads", self.threads, "> 0 or null")
         if self.precision == "fp16":
@@ -295,18 +311,25 @@ class LinearProbeConfig:
 @dataclass
 class EvaluationConfig:
     """Evaluation every `every_steps` steps (null: only at the end) on the `zeroshot`,
-    `retrieval` and `linear_probe` entries."""
+    `retrieval` and `linear_probe` entries, `batch_size` images or texts at a time, reading
+    images with `num_workers` DataLoader workers per process (null: `data.num_workers`). On
+    several processes every rank encodes its share (`unicl.train.periodic_eval`)."""
 
     every_steps: int | None = None
     zeroshot: list[ZeroShotConfig] = field(default_factory=list)
     retrieval: list[RetrievalConfig] = field(default_factory=list)
     linear_probe: list[LinearProbeConfig] = field(default_factory=list)
     batch_size: int = 256
+    num_workers: int | None = None
 
     def validate(self) -> None:
         if self.every_steps is not None:
             _require(self.every_steps > 0, "evaluation.every_steps", self.every_steps, "> 0")
         _require(self.batch_size > 0, "evaluation.batch_size", self.batch_size, "> 0")
+        if self.num_workers is not None:
+            _require(
+                self.num_workers >= 0, "evaluation.num_workers", self.num_workers, ">= 0 or null"
+            )
 
     @property
     def enabled(self) -> bool:

@@ -8,6 +8,7 @@ CUDA, gloo on CPU). There is no `--local_rank` flag. Questions about the group o
 
 from __future__ import annotations
 
+import datetime
 import os
 from dataclasses import dataclass
 
@@ -43,9 +44,10 @@ class ProcessContext:
         return self.rank == 0
 
 
-def init_process(device_preference: str) -> ProcessContext:
+def init_process(device_preference: str, timeout_minutes: float = 30.0) -> ProcessContext:
     """This process's context; joins the default group when launched with `WORLD_SIZE > 1`.
-    `device_preference` is `run.device` (`auto`, `cpu` or `cuda`)."""
+    `device_preference` is `run.device` (`auto`, `cpu` or `cuda`); `timeout_minutes`
+    (`run.timeout_minutes`) is how long a collective waits for the other ranks before failing."""
     world_size = int(os.environ.get("WORLD_SIZE", "1"))
     local_rank = int(os.environ.get("LOCAL_RANK", "0"))
     device = process_group.resolve_device(device_preference, local_rank, setting="run.device")
@@ -54,7 +56,12 @@ def init_process(device_preference: str) -> ProcessContext:
             torch.cuda.set_device(device)
         backend = "nccl" if device.type == "cuda" else "gloo"
         device_id = device if device.type == "cuda" else None
-        dist.init_process_group(backend, init_method="env://", device_id=device_id)
+        dist.init_process_group(
+            backend,
+            init_method="env://",
+            device_id=device_id,
+            timeout=datetime.timedelta(minutes=timeout_minutes),
+        )
     return ProcessContext(device=device, local_rank=local_rank)
 
 

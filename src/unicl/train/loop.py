@@ -2,8 +2,9 @@
 checkpoints, signal handling and the handling of non-finite losses.
 
 Each step: prepare the batch on the device (augmentation, tokens, labels), `forward_backward`
-(accumulating over micro-batches), then unscale, clip, step, schedule, clamp the logit scale and
-update the EMA. Every `logging.every_steps` steps the mean loss (over steps and processes) goes to
+(accumulating over micro-batches), one agreement between processes on whether the step was finite
+and whether to stop, then unscale, clip, step, schedule, clamp the logit scale and update the EMA
+(or skip the update everywhere when the step was not finite somewhere). Every `logging.every_steps` steps the mean loss (over steps and processes) goes to
 `metrics.jsonl` and the progress bar; every `checkpoint.every_steps` a checkpoint is written.
 """
 
@@ -98,7 +99,7 @@ def run_loop(
             started = time.perf_counter()
             lr = base_lr(state.optimizer)
             inputs = state.objective.prepare(next(batches), augment, context.device)
-            loss = forward_backward(
+            loss, finite = forward_backward(
                 state.module,
                 state.objective,
                 inputs,
@@ -106,7 +107,8 @@ def run_loop(
                 state.precision.autocast,
                 lambda value: state.precision.scaler.scale(value).backward(),
             )
-            if loss is None:
+            nonfinite, stopping = _agree_on_health(finite, stop, context)
+            if nonfinite:
                 _skip_step(state, progress)
             else:
                 grad_norm = _optimizer_step(state)
@@ -119,7 +121,7 @@ def run_loop(
             progress.update(1)
             step = counters.step
             if step % config.logging.every_steps == 0 or step == config.schedule.steps:
-                record = _train_record(state, window, lr, grad_norm if loss is not None else None)
+                record = _train_record(state, window, lr, None if nonfinite else grad_norm)
                 sink.write(record)
                 progress.show(record)
             every_eval = config.evaluation.every_steps
@@ -128,7 +130,7 @@ def run_loop(
                 _log_evaluation(sink, progress, step, evaluation)
             if step % config.checkpoint.every_steps == 0 or step == config.schedule.steps:
                 checkpoint, checkpoint_step = _save(state), step
-            if _agreed_stop(stop, context):
+            if stopping:
                 stopped_by = stop.requested or -1
                 if checkpoint_step != step:
                     checkpoint = _save(state)
@@ -155,6 +157,8 @@ def _optimizer_step(state: TrainingState) -> torch.Tensor | None:
     """Unscale, clip to `optim.grad_clip`, step (the scaler skips steps with inf gradients),
     advance the schedule, clamp the logit scale, update the EMA. Returns the gradient norm."""
     scaler, optimizer = state.precision.scaler, state.optimizer
+    if state.sharded is not None:
+        state.sharded.average_replicated_gradients()
     scaler.unscale_(optimizer)
     grad_norm = None
     if state.config.optim.grad_clip is not None:
@@ -203,10 +207,15 @@ def _train_record(
         "lr": lr,
         "logit_scale": float(state.objective.model.logit_scale.detach().exp()),
         "samples_per_s": steps * state.global_batch / max(seconds, 1e-9),
-        "grad_norm": float(grad_norm) if grad_norm is not None else None,
+        "grad_norm": _scalar(grad_norm) if grad_norm is not None else None,
         "skipped_steps": counters.skipped_steps,
         "time_s": counters.elapsed_s,
     }
+
+
+def _scalar(value: torch.Tensor) -> float:
+    """A float from a scalar tensor, or from a replicated `DTensor` (sharded training)."""
+    return float(value.full_tensor() if hasattr(value, "full_tensor") else value)
 
 
 def _save(state: TrainingState) -> Path | None:
@@ -219,11 +228,16 @@ def _save(state: TrainingState) -> Path | None:
     )
 
 
-def _agreed_stop(stop: StopRequest, context: ProcessContext) -> bool:
-    """Whether any process received SIGINT/SIGTERM (all processes stop at the same step); a
-    process stopped by another's signal records -1."""
-    requested = torch.tensor(stop.requested is not None, device=context.device)
-    agreed = process_group.true_on_any_rank(requested, context.group)
-    if agreed and stop.requested is None:
+def _agree_on_health(
+    finite: torch.Tensor, stop: StopRequest, context: ProcessContext
+) -> tuple[bool, bool]:
+    """(whether the step was not finite on some process, whether some process received SIGINT or
+    SIGTERM): the step's one agreement between processes, a single all-reduce and host sync, so
+    that all processes skip the same updates and stop at the same step. A process stopped by
+    another's signal records -1."""
+    nonfinite, stopping = process_group.flags_on_any_rank(
+        [~finite, stop.requested is not None], context.device, context.group
+    )
+    if stopping and stop.requested is None:
         stop.requested = -1
-    return agreed
+    return nonfinite, stopping

@@ -102,7 +102,11 @@ class TrainingObjective(nn.Module, abc.ABC):
         global-batch gradient: e.g. gather features with `unicl.objective.gather_with_grad` (its
         backward sums every rank's gradient) and score this rank's rows, or weight a per-sample
         sum by `world_size / global count`. Every rank must make the same collectives over
-        `self.group`; the loop logs the mean over ranks."""
+        `self.group`; the loop logs the mean over ranks.
+
+        `features` may hold NaN or infinity (the loop checks once per step, after the backward
+        passes): return a non-finite loss for them rather than raising; the loop then skips the
+        update on every rank."""
 
     def after_step(self) -> None:
         """After every optimiser step that updated the weights (skipped steps excluded), before

@@ -68,7 +68,8 @@ def build_optimizer(module: nn.Module, config: OptimConfig, lr: float) -> torch.
     pair of weight decay and learning-rate scale, two independent choices: weight decay
     `weight_decay` on weight matrices and 0 on `no_decay_names`; rate `lr * scale` with the
     parameter's `lr_scales` value, kept as the group's `lr_scale`. Groups are ordered by scale,
-    largest first, then decayed before not decayed (`decay` and `no_decay` without scales)."""
+    largest first, then decayed before not decayed (`decay` and `no_decay` without scales). On
+    CUDA the update is PyTorch's fused kernel (one launch for all parameters)."""
     skip = no_decay_names(module)
     scales = lr_scales(module, config)
     groups: dict[tuple[float, bool], dict[str, Any]] = {}
@@ -89,7 +90,10 @@ def build_optimizer(module: nn.Module, config: OptimConfig, lr: float) -> torch.
         )
         group["params"].append(param)
     ordered = [groups[key] for key in sorted(groups, key=lambda key: (-key[0], not key[1]))]
-    return torch.optim.AdamW(ordered, lr=lr, betas=config.betas, eps=config.eps)
+    on_cuda = all(p.is_cuda for group in ordered for p in group["params"])
+    return torch.optim.AdamW(
+        ordered, lr=lr, betas=config.betas, eps=config.eps, fused=True if on_cuda else None
+    )
 
 
 def base_lr(optimizer: torch.optim.Optimizer, key: str = "lr") -> float:

@@ -20,6 +20,7 @@ from unicl.train.launch import ProcessContext
 from unicl.train.objective_registry import TrainingObjective, build_objective
 from unicl.train.optim import build_optimizer, build_scheduler, scaled_lr
 from unicl.train.precision import Precision, build_precision
+from unicl.train.sharding import ShardedObjective, full_state, load_full_state
 
 CHECKPOINT_FORMAT = 2
 """The version of the checkpoint payload; checkpoints of another version are refused."""
@@ -41,8 +42,10 @@ class Counters:
 @dataclass
 class TrainingState:
     """The live objects of a run. `module` is `objective`, or its DDP wrapper on several
-    processes; `ema` averages `objective.model`'s weights when `optim.ema_decay` is set; `stream`
-    is the data stream (with `state_dict()`/`load_state_dict()`)."""
+    processes (with `run.sharding: fsdp`, `objective` itself, sharded, and `sharded` what the
+    sharded run keeps beside it); `ema` averages `objective.model`'s weights when
+    `optim.ema_decay` is set; `stream` is the data stream (with `state_dict()`/
+    `load_state_dict()`)."""
 
     config: TrainConfig
     context: ProcessContext
@@ -54,10 +57,14 @@ class TrainingState:
     ema: AveragedModel | None
     stream: Any
     counters: Counters
+    sharded: ShardedObjective | None = None
 
     @property
     def model(self) -> nn.Module:
-        """The model to evaluate and export: the EMA weights when kept, else the trained ones."""
+        """The model to evaluate and export: the EMA weights when kept, else the trained ones.
+        Collective with `run.sharding: fsdp` (the weights are gathered): every rank asks."""
+        if self.sharded is not None:
+            return self.sharded.full_model(self.objective)
         return self.ema.module if self.ema is not None else self.objective.model
 
     @property
@@ -70,12 +77,16 @@ class TrainingState:
         since each rank's data position and RNG state are gathered into the payload."""
         local = {"data": self.stream.state_dict(), "rng": capture_rng_state()}
         per_rank = process_group.gather_objects(local, self.context.group)
+        if self.sharded is not None:
+            objective, optimizer = full_state(self.objective, self.optimizer)
+        else:
+            objective, optimizer = self.objective.state_dict(), self.optimizer.state_dict()
         return {
             "format": CHECKPOINT_FORMAT,
             "counters": vars(self.counters).copy(),
             "world_size": self.context.world_size,
-            "objective": self.objective.state_dict(),
-            "optimizer": self.optimizer.state_dict(),
+            "objective": objective,
+            "optimizer": optimizer,
             "scheduler": self.scheduler.state_dict(),
             "scaler": self.precision.scaler.state_dict(),
             "ema": self.ema.state_dict() if self.ema is not None else None,
@@ -102,8 +113,13 @@ class TrainingState:
                 "optim.ema_decay differs between the checkpoint and the config; resume with the "
                 "same setting"
             )
-        self.objective.load_state_dict(payload["objective"])
-        self.optimizer.load_state_dict(payload["optimizer"])
+        if self.sharded is not None:
+            load_full_state(
+                self.objective, self.optimizer, payload["objective"], payload["optimizer"]
+            )
+        else:
+            self.objective.load_state_dict(payload["objective"])
+            self.optimizer.load_state_dict(payload["optimizer"])
         self.scheduler.load_state_dict(payload["scheduler"])
         self.precision.scaler.load_state_dict(payload["scaler"])
         if self.ema is not None:
@@ -124,13 +140,19 @@ def build_state(
     `context.device`: the towers locked as `model.lock_*` asks (before anything decides what is
     trained), the configured training objective over `context.group`, DDP (several processes),
     AdamW at the batch-scaled rate over the trainable parameters, the schedule, the precision
-    policy and the optional EMA."""
+    policy, the optional EMA (an eager copy) and, with `run.compile`, compiled towers. With
+    `run.sharding: fsdp` on several processes the objective is sharded instead of wrapped in DDP
+    (`unicl.train.sharding`)."""
     lock_towers(model, config.model)
     objective = build_objective(
         model, config.objective, num_classes=num_classes, group=context.group
     ).to(context.device)
     module: nn.Module = objective
-    if process_group.spans_processes(context.group):
+    sharded = None
+    if process_group.spans_processes(context.group) and config.run.sharding == "fsdp":
+        refuse_with_fsdp(config)
+        sharded = ShardedObjective(objective, context.device, context.group)
+    elif process_group.spans_processes(context.group):
         module = DistributedDataParallel(
             objective,
             device_ids=[context.device.index] if context.device.type == "cuda" else None,
@@ -147,6 +169,8 @@ def build_state(
             multi_avg_fn=get_ema_multi_avg_fn(config.optim.ema_decay),
             use_buffers=True,
         )
+    if config.run.compile:
+        compile_towers(objective.model)
     return TrainingState(
         config=config,
         context=context,
@@ -158,7 +182,21 @@ def build_state(
         ema=ema,
         stream=stream,
         counters=Counters(),
+        sharded=sharded,
     )
+
+
+def refuse_with_fsdp(config: TrainConfig) -> None:
+    """`UserInputError` for the settings that sharded training does not support yet."""
+    for key, value in (
+        ("optim.ema_decay", config.optim.ema_decay is not None),
+        ("run.compile", config.run.compile),
+    ):
+        if value:
+            raise UserInputError(
+                f"{key} is not supported with run.sharding: fsdp yet; remove it or use "
+                "run.sharding: ddp"
+            )
 
 
 def lock_towers(model: nn.Module, section: ModelSection) -> None:
@@ -196,6 +234,16 @@ def _cache_features(model: nn.Module, side: str, lock: LockConfig) -> None:
             "tower locked whole gives fixed features: set unlocked_groups to 0 or drop the cache"
         )
     model.cache_text_features()
+
+
+def compile_towers(model: nn.Module) -> None:
+    """Compile the forward of `model`'s image and text towers in place (`nn.Module.compile`,
+    TorchInductor). The modules and their parameters stay where they are, so state-dict names
+    carry no `_orig_mod.` prefix: checkpoints, the EMA (which averages parameters) and the saved
+    model are those of the eager model. DDP, built around the objective, sees the same
+    parameters; accumulation's no-gradient and gradient passes compile one graph each."""
+    for side in ("image", "text"):
+        getattr(model, f"{side}_encoder").compile()
 
 
 def global_batch(config: TrainConfig, context: ProcessContext) -> int:

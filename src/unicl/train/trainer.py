@@ -56,7 +56,7 @@ class TrainResult:
 
 def train(config: TrainConfig, resume: str | None = None) -> TrainResult:
     """Run training as configured; `resume` is `latest` or a checkpoint path."""
-    context = init_process(config.run.device)
+    context = init_process(config.run.device, config.run.timeout_minutes)
     try:
         return _train(config, context, resume)
     finally:
@@ -114,12 +114,13 @@ def _train(config: TrainConfig, context: ProcessContext, resume: str | None) -> 
     finally:
         batches.close()
     model_dir = report = None
-    if context.is_main and result.stopped_by is None:
+    trained = state.model if result.stopped_by is None else None  # every rank: gathered if sharded
+    if context.is_main and trained is not None:
         model_dir = config.output_dir / MODEL_DIR
         if not state.objective.trains_text_tower:
-            state.model.config = dataclasses.replace(state.model.config, image_only=True)
-        state.model.provenance = _provenance(state, result)
-        state.model.save_pretrained(model_dir)
+            trained.config = dataclasses.replace(trained.config, image_only=True)
+        trained.provenance = _provenance(state, result)
+        trained.save_pretrained(model_dir)
         report = write_report(
             config.output_dir,
             _summary(state, result),
