@@ -75,12 +75,14 @@ def step_inputs():
 
 
 class Batch(NamedTuple):
-    """The data stream's batch contract: uint8 images, texts, class ids, TargetM labels."""
+    """The data stream's batch contract: uint8 images, texts, class ids, TargetM labels, tokens
+    (None: the objective tokenises)."""
 
     images: torch.Tensor
     texts: list
     class_ids: torch.Tensor
     labels: torch.Tensor
+    tokens: torch.Tensor | None = None
 
 
 class ListStream:

@@ -55,6 +55,8 @@ def test_out_of_range_values_are_rejected():
         config_from_dict(_with(optim={"ema_decay": 1.5}))
     with pytest.raises(UserInputError, match=r"'data\.max_bad_fraction' is 2\.0"):
         config_from_dict(_with(data={"max_bad_fraction": 2.0}))
+    with pytest.raises(UserInputError, match=r"'data\.prefetch_factor' is 0"):
+        config_from_dict(_with(data={"prefetch_factor": 0}))
 
 
 def test_bad_source_is_named_by_its_index():
@@ -117,10 +119,18 @@ def test_printed_config_reads_back_identically(tmp_path):
 def test_data_options_reach_the_stream():
     config = load_training_config(
         "configs/demo.yaml",
-        ["data.unique_captions=true", "data.max_bad_fraction=0.25", "data.num_workers=0"],
+        [
+            "data.unique_captions=true",
+            "data.max_bad_fraction=0.25",
+            "data.num_workers=0",
+            "data.prefetch_factor=3",
+        ],
     )
     context = ProcessContext(device=torch.device("cpu"))
     state, batches, _ = build_run(config, context)
     assert state.stream.unique_captions is True
     assert state.stream.bad_data.max_fraction == 0.25
+    assert state.stream.prefetch_factor == 3
+    batch = next(batches)  # tokenised by the stream for the objective, which trains the texts
+    assert torch.equal(batch.tokens, state.objective.model.tokenize(batch.texts))
     batches.close()

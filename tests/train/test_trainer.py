@@ -59,3 +59,24 @@ def test_resuming_a_checkpoint_reproduces_the_uninterrupted_weights(tmp_path):
     actual = load(resumed.model_dir).state_dict()
     for name, value in expected.items():
         assert torch.equal(actual[name], value), name
+
+
+def test_resuming_with_data_workers_across_an_epoch_boundary_is_exact(tmp_path):
+    """Two workers that live across epochs and tokenise the captions: 6 batches of 16 per epoch,
+    resumed from step 4 (mid-epoch) through the boundary at step 6 to step 9."""
+    small_epoch = [
+        "data.sources=['data/demo/fashion-mnist?take=0:64', "
+        "{location: 'data/demo/emoji/train-{000000..000003}.tar', weight: 0.032}]",
+        "data.num_workers=2",
+        "schedule.steps=9",
+        "checkpoint.every_steps=4",
+    ]
+    whole = train(_config(tmp_path / "whole", *small_epoch))
+    halfway = list_checkpoints(tmp_path / "whole")[0]
+    assert halfway.name == "step_00000004.pt"
+    resumed = train(_config(tmp_path / "resumed", *small_epoch), resume=str(halfway))
+    assert resumed.step == 9
+    expected = load(whole.model_dir).state_dict()
+    actual = load(resumed.model_dir).state_dict()
+    for name, value in expected.items():
+        assert torch.equal(actual[name], value), name

@@ -18,6 +18,7 @@ class Batch:
     keys: B sample names (file path, shard/key or array index).
     bad: `(cause, key)` of samples this worker skipped since its previous batch.
     consumer, position: which worker made the batch and how far it had read (for resumption).
+    tokens: int64 [B, L]: `texts` tokenised by the stream's `tokenize` in its workers, else None.
     """
 
     images: torch.Tensor
@@ -28,6 +29,7 @@ class Batch:
     bad: list[tuple[str, str]] = field(default_factory=list)
     consumer: int = 0
     position: int = 0
+    tokens: torch.Tensor | None = None
 
     def __len__(self) -> int:
         return len(self.texts)
@@ -37,4 +39,6 @@ class Batch:
         self.images = self.images.pin_memory()
         self.class_ids = self.class_ids.pin_memory()
         self.labels = self.labels.pin_memory()
+        if self.tokens is not None:
+            self.tokens = self.tokens.pin_memory()
         return self

@@ -9,14 +9,18 @@
         checkpoint["data"] = stream.state_dict()   # also valid mid-epoch
 
 Workers decode with Pillow and crop to `image_size` (see `unicl.data.plan` for what each worker
-reads); image-label samples get a prompt drawn from their source's templates at every visit.
+reads); image-label samples get a prompt drawn from their source's templates at every visit. The
+worker processes live as long as the stream is read in order: they run on into the next epoch
+while the current one is consumed, so an epoch boundary costs no start-up and no drained queue.
 """
 
 from __future__ import annotations
 
 import contextlib
+import copy
 import logging
-from collections.abc import Iterator, Mapping, Sequence
+import os
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -65,8 +69,9 @@ def worker_death_as_error() -> Iterator[None]:
         ) from None
 
 
-class _EpochReader(IterableDataset):
-    """One epoch of one rank; in each DataLoader worker, the batches of that worker's consumer."""
+class _Reader(IterableDataset):
+    """This rank's batches from batch `done` of `epoch` on, epoch after epoch without end; in each
+    DataLoader worker, the batches of the consumer that the worker plays."""
 
     def __init__(self, stream: UnifiedStream, epoch: int, positions: list[int], done: int) -> None:
         self.stream = stream
@@ -74,19 +79,22 @@ class _EpochReader(IterableDataset):
         self.positions = positions
         self.done = done
 
-    def __iter__(self) -> Iterator[Batch]:
+    def __iter__(self) -> Iterator[Batch | _WorkerFailure]:
         info = get_worker_info()
         worker = info.id if info is not None else 0
-        consumers = self.stream.local_consumers
-        # Worker w plays the local consumer whose turn comes w-th after the `done` batches
-        # already consumed, so a resumed epoch continues in the original round-robin order.
+        if info is not None:
+            # A worker has one core: no tokenizer thread pool in each of them.
+            os.environ["TOKENIZERS_PARALLELISM"] = "false"
+        stream, consumers = self.stream, self.stream.local_consumers
+        # The loader takes batches from its workers in turn. Worker w plays the local consumer
+        # whose turn comes w-th after the `done` batches already consumed, so a resumed epoch
+        # continues in the original round-robin order; an epoch holds a multiple of `consumers`
+        # batches, so the next one starts again at consumer 0 and w plays the same consumer.
         local = (self.done + worker) % consumers
-        remaining = (
-            self.stream.batches_per_consumer - (self.done - local + consumers - 1) // consumers
-        )
-        yield from self.stream._consumer_batches(
-            self.epoch, local, self.positions[local], remaining
-        )
+        remaining = stream.batches_per_consumer - (self.done - local + consumers - 1) // consumers
+        epoch, start = self.epoch, self.positions[local]
+        while (yield from stream._consumer_batches(epoch, local, start, remaining)):
+            epoch, start, remaining = epoch + 1, 0, stream.batches_per_consumer
 
 
 class UnifiedStream:
@@ -100,6 +108,10 @@ class UnifiedStream:
         world_size, num_workers, batch_size). rank/world_size: this process and the number of
         processes; ranks read disjoint samples (unless a source is smaller than the consumer count).
     max_bad_fraction: the largest fraction of bad samples tolerated in an epoch.
+    pin_memory: batches arrive in page-locked memory (for non-blocking copies to a GPU).
+    prefetch_factor: batches each worker prepares ahead of the one being consumed.
+    tokenize: texts -> int64 [B, L] (the model's tokenizer); when given, the workers tokenise each
+        batch into `Batch.tokens`, off the training process's main thread.
     """
 
     def __init__(
@@ -118,13 +130,22 @@ class UnifiedStream:
         max_pixels: int = DEFAULT_MAX_PIXELS,
         unique_captions: bool = False,
         pin_memory: bool = False,
+        prefetch_factor: int = 2,
+        tokenize: Callable[[list[str]], torch.Tensor] | None = None,
     ) -> None:
         if not sources:
             raise UserInputError("no data sources given; name at least one")
-        if batch_size < 1 or image_size < 1 or num_workers < 0 or not 0 <= rank < world_size:
+        if (
+            batch_size < 1
+            or image_size < 1
+            or num_workers < 0
+            or prefetch_factor < 1
+            or not 0 <= rank < world_size
+        ):
             raise UserInputError(
                 f"invalid stream settings: batch_size={batch_size}, image_size={image_size}, "
-                f"num_workers={num_workers}, rank={rank}, world_size={world_size}"
+                f"num_workers={num_workers}, prefetch_factor={prefetch_factor}, rank={rank}, "
+                f"world_size={world_size}"
             )
         self.sources = [s if isinstance(s, Source) else open_source(s) for s in sources]
         space = ClassSpace(merge=merge_classes)
@@ -134,11 +155,8 @@ class UnifiedStream:
         self.num_workers = num_workers
         self.local_consumers = max(num_workers, 1)  # with no workers the main process reads
         self.rank, self.world_size = rank, world_size
-        self.max_pixels, self.unique_captions, self.pin_memory = (
-            max_pixels,
-            unique_captions,
-            pin_memory,
-        )
+        self.max_pixels, self.unique_captions = max_pixels, unique_captions
+        self.pin_memory, self.prefetch_factor, self.tokenize = pin_memory, prefetch_factor, tokenize
         self.quotas = epoch_quotas(self.sources, balance=balance)
         self.consumers = world_size * self.local_consumers
         self.consumer_quotas = consumer_quotas(self.quotas, self.consumers)
@@ -153,6 +171,7 @@ class UnifiedStream:
         self.epoch = 0
         self._positions = [0] * self.local_consumers
         self._done = 0
+        self._live: tuple[int, Iterator] | None = None  # (cursor of its next batch, iterator)
 
     def describe(self) -> dict:
         """What the stream mixes: per source its kind, modality, size, samples per epoch and
@@ -230,40 +249,65 @@ class UnifiedStream:
         }
 
     def __iter__(self) -> Iterator[Batch]:
-        reader = _EpochReader(self, self.epoch, list(self._positions), self._done)
-        loader = DataLoader(
-            reader,
-            batch_size=None,
-            num_workers=self.num_workers,
-            pin_memory=self.pin_memory,
-            persistent_workers=False,
-            generator=self._loader_generator(),
-        )
         with worker_death_as_error():
-            yield from self._checked(loader)
+            while self._done < len(self):
+                yield self._next_batch()
         self.bad_data.check(final=True)
         logger.info("epoch %d, rank %d: %s", self.epoch, self.rank, self.bad_data.summary())
         self.last_epoch_bad = self.bad_data
         self.set_epoch(self.epoch + 1)
 
-    def _checked(self, loader: DataLoader) -> Iterator[Batch]:
-        """The loader's batches, each counted against the bad-data threshold."""
-        for batch in loader:
+    def close(self) -> None:
+        """Stop the worker processes (the next read starts new ones)."""
+        self._live = None
+
+    def __getstate__(self) -> dict:
+        return {**self.__dict__, "_live": None}
+
+    def _cursor(self) -> int:
+        """The index of the next batch counted from the start of epoch 0."""
+        return self.epoch * len(self) + self._done
+
+    def _next_batch(self) -> Batch:
+        """The next batch from the live loader, counted against the bad-data threshold. The loader
+        and its workers live on across epochs; they are replaced only when the stream was moved
+        elsewhere (`set_epoch`, `load_state_dict`) or a read failed."""
+        if self._live is None or self._live[0] != self._cursor():
+            self.close()
+            # The reader holds a copy without the loader: no reference cycle keeps the workers
+            # of a stream that is no longer used alive until the garbage collector runs.
+            reader = _Reader(copy.copy(self), self.epoch, list(self._positions), self._done)
+            loader = DataLoader(
+                reader,
+                batch_size=None,
+                num_workers=self.num_workers,
+                pin_memory=self.pin_memory,
+                prefetch_factor=self.prefetch_factor if self.num_workers else None,
+                generator=self._loader_generator(),
+            )
+            self._live = (self._cursor(), iter(loader))
+        try:
+            batch = next(self._live[1])
             if isinstance(batch, _WorkerFailure):
                 raise UserInputError(batch.message)
             local = batch.consumer - self.rank * self.local_consumers
             self.bad_data.record(batch.position - self._positions[local], batch.bad)
             self._positions[local] = batch.position
             self._done += 1
+            self._live = (self._cursor(), self._live[1])
             self.bad_data.check()
-            yield batch
+        except BaseException:
+            self.close()
+            raise
+        return batch
 
     def _consumer_batches(
         self, epoch: int, local: int, start: int, count: int
     ) -> Iterator[Batch | _WorkerFailure]:
-        """This consumer's batches. Its reads are also checked against `max_bad_fraction` here,
-        where they are counted, so data with no (or too few) good samples stops the run at once
-        instead of never forming a batch."""
+        """This consumer's `count` batches of `epoch` from read position `start`; returns False
+        when it handed over a failure instead. Its reads are also checked against
+        `max_bad_fraction` here, where they are counted, so data with no (or too few) good samples
+        stops the run at once instead of never forming a batch."""
         consumer = self.rank * self.local_consumers + local
         reads = BadDataLog(self.bad_data.max_fraction)
         epoch_share = int(self.consumer_quotas[:, consumer].sum())
@@ -276,7 +320,8 @@ class UnifiedStream:
             consumers=self.consumers,
             start=start,
         )
-        images, texts, class_ids, origins, keys, bad = [], [], [], [], [], []
+        images = self._batch_images()
+        texts, class_ids, origins, keys, bad = [], [], [], [], []
         position = start
         while count > 0:
             index, raw = next(samples)
@@ -296,13 +341,13 @@ class UnifiedStream:
                         )
                 except UserInputError as failure:
                     yield _WorkerFailure(str(failure))
-                    return
+                    return False
                 continue
             reads.record(1, [])
             if self.sources[index].modality == Modality.IMAGE_LABEL:
                 class_id = self.global_ids[index][class_id]
+            images[len(texts)] = fit_square(image, self.image_size)
             origins.append(index)
-            images.append(fit_square(image, self.image_size))
             texts.append(text)
             class_ids.append(class_id)
             keys.append(raw.key)
@@ -313,9 +358,21 @@ class UnifiedStream:
                 labels = target_labels(
                     ids, texts, unique_captions=self.unique_captions, rank=self.rank
                 )
-                yield Batch(torch.stack(images), texts, ids, labels, keys, bad, consumer, position)
-                images, texts, class_ids, origins, keys, bad = [], [], [], [], [], []
+                tokens = self.tokenize(texts) if self.tokenize is not None else None
+                yield Batch(images, texts, ids, labels, keys, bad, consumer, position, tokens)
+                images = self._batch_images()
+                texts, class_ids, origins, keys, bad = [], [], [], [], []
                 count -= 1
+        return True
+
+    def _batch_images(self) -> torch.Tensor:
+        """uint8 [B,3,S,S] to fill. In a worker it is made in shared memory (as PyTorch's own
+        collation does), so handing the batch to the main process copies nothing."""
+        shape = (self.batch_size, 3, self.image_size, self.image_size)
+        if get_worker_info() is None:
+            return torch.empty(shape, dtype=torch.uint8)
+        storage = torch.UntypedStorage._new_shared(int(np.prod(shape)))
+        return torch.empty(0, dtype=torch.uint8).set_(storage).view(shape)
 
     def _prompts(
         self, texts: list, class_ids: list[int], origins: list[int], rng: np.random.Generator

@@ -60,7 +60,7 @@ class BatchAugment(nn.Module):
         x = self.jitter(self.crop(x))
         flip = torch.rand(len(x), device=x.device) < self.flip_p
         if class_ids is not None:
-            flip &= class_ids.to(x.device) != CAPTION_CLASS_ID
+            flip &= class_ids.to(x.device, non_blocking=True) != CAPTION_CLASS_ID
         x = torch.where(flip[:, None, None, None], x.flip(-1), x)
         return self.normalize(x)
 

@@ -55,9 +55,13 @@ class UniCLObjective(TrainingObjective):
     def prepare(self, batch, augment: Augment, device: torch.device) -> StepInputs:
         return {
             "images": augment(batch.images.to(device, non_blocking=True), batch.class_ids),
-            "tokens": self.model.tokenize(batch.texts).to(device, non_blocking=True),
+            "tokens": self._tokens(batch).to(device, non_blocking=True),
             "labels": batch.labels.to(device, non_blocking=True),
         }
+
+    def _tokens(self, batch) -> torch.Tensor:
+        """The stream's tokens when its workers made them, else the texts tokenised here."""
+        return batch.tokens if batch.tokens is not None else self.model.tokenize(batch.texts)
 
     def forward(self, inputs: StepInputs) -> Encoded:
         images, texts, scale = self.model(inputs["images"], inputs["tokens"])

@@ -79,7 +79,8 @@ class DataConfig:
     weight, classes, templates, ...). `batch_size` is per process and per micro-batch: the global
     batch of one optimiser step is `batch_size * accumulation_steps * world_size`, and every sample
     of it is a negative of every other (see `unicl.train.accumulation`). `num_workers`: DataLoader
-    worker processes per training process. `balance`: the paper's
+    worker processes per training process (they live for the whole run); `prefetch_factor`:
+    batches each worker prepares ahead. `balance`: the paper's
     balanced sampler (as many image-label as image-text samples per epoch); `merge_classes`: equal
     class names in two sources share a label; `unique_captions`: every caption its own label even
     when repeated (the paper's exact TargetM; by default identical captions share one);
@@ -91,6 +92,7 @@ class DataConfig:
     batch_size: int = 64
     accumulation_steps: int = 1
     num_workers: int = 2
+    prefetch_factor: int = 2
     balance: bool = True
     merge_classes: bool = False
     unique_captions: bool = False
@@ -118,6 +120,7 @@ class DataConfig:
             "> 0",
         )
         _require(self.num_workers >= 0, "data.num_workers", self.num_workers, ">= 0")
+        _require(self.prefetch_factor >= 1, "data.prefetch_factor", self.prefetch_factor, ">= 1")
 
 
 @dataclass

@@ -71,7 +71,8 @@ class TrainingObjective(nn.Module, abc.ABC):
     @abc.abstractmethod
     def prepare(self, batch: Any, augment: Augment, device: torch.device) -> StepInputs:
         """The step inputs of a data batch (`unicl.data.Batch`: uint8 `images`, `texts`,
-        `class_ids`, TargetM `labels`), on `device`, every tensor with the batch as dimension 0:
+        `class_ids`, TargetM `labels`, and `tokens` when the data workers tokenised the texts,
+        else None), on `device`, every tensor with the batch as dimension 0:
         accumulation splits them into micro-batches along it. May draw random numbers (through
         `augment`); runs outside DDP and must not communicate. The trainer also calls it once on
         a probe batch of two blank image-label samples (see `unicl.train.state`)."""

@@ -263,6 +263,7 @@ def unused_parameters(objective: TrainingObjective, device: torch.device) -> lis
         texts=["a photo.", "a photo."],
         class_ids=torch.zeros(2, dtype=torch.long),
         labels=torch.zeros(2, dtype=torch.long),
+        tokens=None,
     )
     was_training = objective.training
     objective.eval()

@@ -29,6 +29,7 @@ from unicl.train.checkpoint import load_newest_intact, remove_partial_checkpoint
 from unicl.train.config import TrainConfig, config_to_yaml
 from unicl.train.launch import ProcessContext, close_process, init_process
 from unicl.train.loop import run_loop
+from unicl.train.objective_registry import objective_class
 from unicl.train.optim import base_lr
 from unicl.train.periodic_eval import evaluate_run
 from unicl.train.report import write_report
@@ -71,6 +72,7 @@ def build_run(
     _seed_everything(config.run.seed)
     model = _create_model(config)
     model.set_grad_checkpointing(config.model.grad_checkpointing)
+    texts_used = objective_class(config.objective.name).trains_text_tower
     stream = UnifiedStream(
         config.data.sources,
         # one stream batch is one optimiser step on this rank; accumulation splits it into
@@ -86,6 +88,8 @@ def build_run(
         rank=context.rank,
         world_size=context.world_size,
         pin_memory=context.device.type == "cuda",
+        prefetch_factor=config.data.prefetch_factor,
+        tokenize=model.tokenizer if texts_used else None,  # in the workers, off this thread
     )
     augment = _build_augment(config, model).to(context.device)
     state = build_state(config, context, model, stream, num_classes=len(stream.class_names))
@@ -162,10 +166,14 @@ def _build_augment(config: TrainConfig, model: torch.nn.Module) -> BatchAugment:
 
 
 def _endless(stream: UnifiedStream) -> Iterator[Batch]:
-    """Batches across epochs (the stream advances its epoch after each pass). The stream draws
-    no number from the global generators, so a resumed run's augmentation repeats exactly."""
-    while True:
-        yield from stream
+    """Batches across epochs (the stream advances its epoch after each pass; its workers live
+    until this generator is closed). The stream draws no number from the global generators, so a
+    resumed run's augmentation repeats exactly."""
+    try:
+        while True:
+            yield from stream
+    finally:
+        stream.close()
 
 
 def _configure_torch(config: TrainConfig) -> None:
