@@ -222,7 +222,9 @@ class RunConfig:
     """Where and how the run executes. `precision`: `fp32`, `bf16` (autocast, CPU or CUDA) or
     `fp16` (autocast and a gradient scaler, CUDA only). `max_nonfinite`: consecutive steps with
     a non-finite loss that are skipped before the run stops. `deterministic` asks PyTorch for
-    deterministic kernels (bit-identical resumption on CPU)."""
+    deterministic kernels (bit-identical resumption on CPU). `on_collapse`: what a collapse or a
+    divergence found by the health monitor (`unicl.train.health`) does: `stop` the run after a
+    checkpoint (exit status 1) or `warn` and go on."""
 
     output_dir: str = "runs/unicl"
     seed: int = 0
@@ -231,6 +233,7 @@ class RunConfig:
     deterministic: bool = False
     max_nonfinite: int = 5
     threads: int | None = None
+    on_collapse: Literal["stop", "warn"] = "stop"
 
     def validate(self) -> None:
         _require(self.max_nonfinite > 0, "run.max_nonfinite", self.max_nonfinite, "> 0")

@@ -3,7 +3,8 @@
 Builds the model, the data stream and the augmentation, resumes if asked, runs the loop, and on
 rank 0 writes under `run.output_dir`: `config.yaml` (resolved), `metrics.jsonl`, `checkpoints/`,
 `model/` (the trained model, `unicl.models.load`-able; the EMA weights when kept) and `report.md`
-with its plots.
+with its plots. A run that the health monitor stops (`unicl.train.health`) writes its checkpoint
+and `report.md` but no model, and raises `RunUnhealthy`.
 """
 
 from __future__ import annotations
@@ -27,9 +28,10 @@ from unicl.files import write_text_atomic
 from unicl.models import create_model, load
 from unicl.train.checkpoint import load_newest_intact, remove_partial_checkpoints
 from unicl.train.config import TrainConfig, config_to_yaml
+from unicl.train.health import RunUnhealthy
 from unicl.train.launch import ProcessContext, close_process, init_process
 from unicl.train.loop import run_loop
-from unicl.train.optim import base_lr
+from unicl.train.optim import base_lr, tower_lr_scales
 from unicl.train.periodic_eval import evaluate_run
 from unicl.train.report import write_report
 from unicl.train.run_dir import RUN_CONFIG, start_point
@@ -103,6 +105,7 @@ def _train(config: TrainConfig, context: ProcessContext, resume: str | None) -> 
         _, payload, skipped = load_newest_intact(checkpoints)
         notes += skipped
         state.load_state_dict(payload)
+    notes += _slower_towers(state)
     if context.is_main:
         for note in notes:
             print(f"unicl: {note}", file=sys.stderr, flush=True)
@@ -114,6 +117,8 @@ def _train(config: TrainConfig, context: ProcessContext, resume: str | None) -> 
     finally:
         batches.close()
     model_dir = report = None
+    if result.unhealthy is not None:
+        _stop_unhealthy(state, result)
     if context.is_main and result.stopped_by is None:
         model_dir = config.output_dir / MODEL_DIR
         if not state.objective.trains_text_tower:
@@ -134,6 +139,40 @@ def _train(config: TrainConfig, context: ProcessContext, resume: str | None) -> 
         report=report,
         evaluation=result.evaluation,
         last_record=result.last_record,
+    )
+
+
+def _slower_towers(state: TrainingState) -> list[str]:
+    """A note for each tower that does not train at the base rate."""
+    notes = []
+    for name, scale in tower_lr_scales(state.objective, state.config.optim).items():
+        side = name.rsplit(".", 1)[-1].removesuffix("_encoder")
+        if scale != 1:
+            notes.append(
+                f"the {side} tower trains at {scale:g} x the learning rate (the model's "
+                f"tower_lr_scale; --set optim.tower_lr_scale.{side}=... changes it)"
+            )
+    return notes
+
+
+def _stop_unhealthy(state: TrainingState, result) -> None:
+    """Write the report of a run the health monitor stopped (rank 0), then raise
+    `RunUnhealthy` with one line: what happened, what to try, where the checkpoint and report
+    are."""
+    config, event = state.config, result.unhealthy
+    where = ""
+    if state.context.is_main:
+        summary = _summary(state, result)
+        summary["trained model"] = (
+            f"none: the run stopped at step {result.step} ({event.condition})"
+        )
+        report = write_report(
+            config.output_dir, summary, config_to_yaml(config), data=state.stream.describe()
+        )
+        where = f"; checkpoint {result.checkpoint}, report {report}"
+    raise RunUnhealthy(
+        f"training stopped at step {result.step}: {event.line()} (run.on_collapse=warn goes on "
+        f"instead){where}"
     )
 
 
@@ -195,6 +234,10 @@ def _summary(state: TrainingState, result) -> dict[str, Any]:
             p.numel() for p in state.objective.parameters() if p.requires_grad
         ),
         "peak learning rate": base_lr(state.optimizer, "initial_lr"),
+        "tower learning-rate scales": ", ".join(
+            f"{name.rsplit('.', 1)[-1].removesuffix('_encoder')} {scale:g}"
+            for name, scale in tower_lr_scales(state.objective, config.optim).items()
+        ),
         "precision": config.run.precision,
         "final loss": record.get("loss"),
         "skipped steps (non-finite loss)": counters.skipped_steps,
