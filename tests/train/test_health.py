@@ -5,8 +5,10 @@ import math
 
 import pytest
 import torch
+import torch.multiprocessing as mp
 
-from tests.train.conftest import TinyTowers
+from tests.conftest import free_port
+from tests.train.conftest import TinyTowers, join_two_process_group
 from tests.train.test_loop import PoisonedStream, make_config, nan_augment, start
 from unicl.errors import UserInputError
 from unicl.train.builtin_objectives import (
@@ -17,6 +19,7 @@ from unicl.train.builtin_objectives import (
 from unicl.train.checkpoint import list_checkpoints
 from unicl.train.config import ObjectiveConfig, config_to_yaml
 from unicl.train.health import PATIENCE, HealthMonitor
+from unicl.train.launch import close_process
 from unicl.train.logger import read_metrics
 from unicl.train.loop import run_loop
 from unicl.train.run_dir import RUN_CONFIG, start_point
@@ -194,3 +197,31 @@ def test_what_a_collapse_does_may_change_when_a_run_is_resumed(tmp_path):
     config.optim.lr = 0.5
     with pytest.raises(UserInputError, match=r"cannot resume .* with optim.lr=0.5"):
         start_point(config, "latest")
+
+
+def _judge_on_two_ranks(rank, port, directory):
+    """Rank 0's features have collapsed, rank 1's have not: both must read the same spreads and
+    find the same conditions."""
+    context = join_two_process_group(rank, port)
+    try:
+        towers = TinyTowers(dropout=0.0)
+        health = HealthMonitor(towers, None, device=context.device, group=context.group)
+        images = torch.randn(8, 3, 4, 4, generator=torch.Generator().manual_seed(rank))
+        seen = []
+        for k in range(1, 5):
+            towers.encode_image(images[:1].expand(8, -1, -1, -1) if rank == 0 and k > 1 else images)
+            record = window(10 * k, 3.0, grad_norm=None)
+            events = health.check(record)
+            seen.append((record["image_spread"], [e.condition for e in events]))
+        torch.save(seen, directory / f"rank{rank}.pt")
+    finally:
+        close_process()
+
+
+@pytest.mark.distributed
+def test_every_process_reads_the_same_spreads_and_takes_the_same_decision(tmp_path):
+    mp.spawn(_judge_on_two_ranks, args=(free_port(), tmp_path), nprocs=2, join=True)
+    zero, one = torch.load(tmp_path / "rank0.pt"), torch.load(tmp_path / "rank1.pt")
+    assert zero == one
+    assert all(0.05 < spread < 0.5 for spread, _ in zero[1:])  # half of the healthy spread
+    assert not any(events for _, events in zero)

@@ -42,6 +42,7 @@ def test_a_collapsing_run_stops_after_a_checkpoint_with_its_report_and_one_line(
     report = (run / "report.md").read_text()
     assert "## Health" in report and "| collapse | 10 | 20 | stopped the run |" in report
     assert "![collapse](health_collapse_20.png)" in report
+    assert "| tower learning-rate scales | image 1, text 1 |" in report
     assert (run / "health_collapse_20.png").read_bytes()[:4] == b"\x89PNG"
     assert "step 20: health: collapse since step 10" in output
 
@@ -80,3 +81,4 @@ def test_the_pretrained_text_model_at_a_destroying_rate_stops_with_the_message(t
     last = output.strip().splitlines()[-1]
     assert last.startswith("unicl: training stopped at step") and "collapse since step" in last
     assert len(list_checkpoints(run)) == 1 and "## Health" in (run / "report.md").read_text()
+    assert "unicl: the text tower trains at 0.01 x the learning rate" in output

@@ -60,8 +60,8 @@ ADVICE = {
     "divergence": "lower optim.lr, warm up longer (schedule.warmup_steps), clip gradients "
     "harder (optim.grad_clip), train pretrained towers slower (optim.tower_lr_scale) or train "
     "in fp32",
-    "logit_scale_pinned": "the contrast is at the limit the model allows; if the loss stalls, "
-    "lower optim.lr",
+    "logit_scale_pinned": "at 100 the model cannot sharpen its predictions further, at 1 it has "
+    "stopped telling pairs apart; if the loss stalls, lower optim.lr",
     "data_wait": "the data pipeline is the bottleneck: raise data.num_workers or read from "
     "faster storage",
 }
@@ -82,7 +82,7 @@ class RunUnhealthy(RuntimeError):
 
 @dataclass
 class HealthEvent:
-    """A condition that started: `since` is the first step of the windows where its rule held,
+    """A condition that started: `since` is the step of the first window where its rule held,
     `step` the step it was found at; `stops` whether the run stops for it; `references` the
     values its curves are read against (chance loss, clamp, threshold)."""
 

@@ -142,17 +142,20 @@ def _train(config: TrainConfig, context: ProcessContext, resume: str | None) -> 
     )
 
 
+def _tower_scales(state: TrainingState) -> dict[str, float]:
+    """Each tower's learning-rate scale by side (`image`, `text`)."""
+    scales = tower_lr_scales(state.objective, state.config.optim)
+    return {name.rsplit(".", 1)[-1].removesuffix("_encoder"): s for name, s in scales.items()}
+
+
 def _slower_towers(state: TrainingState) -> list[str]:
     """A note for each tower that does not train at the base rate."""
-    notes = []
-    for name, scale in tower_lr_scales(state.objective, state.config.optim).items():
-        side = name.rsplit(".", 1)[-1].removesuffix("_encoder")
-        if scale != 1:
-            notes.append(
-                f"the {side} tower trains at {scale:g} x the learning rate (the model's "
-                f"tower_lr_scale; --set optim.tower_lr_scale.{side}=... changes it)"
-            )
-    return notes
+    return [
+        f"the {side} tower trains at {scale:g} x the learning rate (the model's tower_lr_scale; "
+        f"--set optim.tower_lr_scale.{side}=... changes it)"
+        for side, scale in _tower_scales(state).items()
+        if scale != 1
+    ]
 
 
 def _stop_unhealthy(state: TrainingState, result) -> None:
@@ -235,8 +238,7 @@ def _summary(state: TrainingState, result) -> dict[str, Any]:
         ),
         "peak learning rate": base_lr(state.optimizer, "initial_lr"),
         "tower learning-rate scales": ", ".join(
-            f"{name.rsplit('.', 1)[-1].removesuffix('_encoder')} {scale:g}"
-            for name, scale in tower_lr_scales(state.objective, config.optim).items()
+            f"{side} {scale:g}" for side, scale in _tower_scales(state).items()
         ),
         "precision": config.run.precision,
         "final loss": record.get("loss"),
