@@ -135,7 +135,7 @@ class FeatureSpread:
             if not module.training or not torch.is_grad_enabled() or output.shape[0] < 2:
                 return
             features = F.normalize(output.detach().float().flatten(1), dim=-1)
-            spread = 1 - features.mean(dim=0).square().sum()
+            spread = (1 - features.mean(dim=0).square().sum()).clamp(min=0)
             self.stats[row, 0] += spread
             self.stats[row, 1] += 1
             self.stats[row, 2] = torch.maximum(self.stats[row, 2], spread)

@@ -125,8 +125,8 @@ def _plot_panels(
             if key in keys:
                 ax.axhline(value, color="gray", linestyle="--", label=f"reference {value:.4g}")
         ax.axvline(event["since"], color="red", linestyle=":", label=f"began at {event['since']}")
-        if len(keys) > 1 and all(v > 0 for _, values in series.values() for v in values):
-            ax.set_yscale("log")
+        if len(keys) > 1:  # gradient norm and spreads: decades apart; zeros are left out
+            ax.set_yscale("log", nonpositive="mask")
         ax.grid(alpha=0.3)
         ax.legend(fontsize="small")
     axes[0, 0].set_title(f"{event['condition']} (step {event['step']})")
