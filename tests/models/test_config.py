@@ -173,3 +173,12 @@ def test_tower_sections_are_checked_against_the_family(text, message):
 def test_every_shipped_config_reads_back_from_its_plain_form(name):
     config = load_model_config(name)
     assert model_config_from_dict(json.loads(json.dumps(config.to_dict())), "json") == config
+
+
+def test_tower_rates_are_written_only_when_a_tower_trains_slower():
+    assert "tower_lr_scale" not in load_model_config("unicl-tiny").to_dict()
+    stated = load_model_config("unicl-tiny-minilm").to_dict()
+    assert stated["tower_lr_scale"] == {"image": 1.0, "text": 0.01}
+    raw = load_model_config("unicl-tiny").to_dict() | {"tower_lr_scale": {"text": 0}}
+    with pytest.raises(UserInputError, match=r"'tower_lr_scale.text' is 0; it must be a number in"):
+        model_config_from_dict(raw, source="mine.json")

@@ -10,9 +10,10 @@ from tests.conftest import build_shipped_model
 from tests.models.test_block_groups import ToyTower
 from unicl.errors import UserInputError
 from unicl.models import create_model, list_models
+from unicl.models.config import TowerLRScale, load_model_config
 from unicl.models.swin import SwinBlock
 from unicl.train import load_training_config
-from unicl.train.config import OptimConfig, ScheduleConfig
+from unicl.train.config import OptimConfig, ScheduleConfig, TowerScaleConfig
 from unicl.train.launch import ProcessContext
 from unicl.train.logger import read_metrics
 from unicl.train.loop import run_loop
@@ -24,6 +25,7 @@ from unicl.train.optim import (
     lr_scales,
     no_decay_names,
     scaled_lr,
+    tower_lr_scales,
 )
 from unicl.train.signals import StopRequest
 from unicl.train.trainer import build_run
@@ -266,3 +268,34 @@ def test_a_family_without_layer_groups_trains_at_the_full_rate():
     assert len(image) == 6 and set(image.values()) == {1.0}
     assert scales["text_encoder.token_embedding.weight"] == 0.5**3
     assert scales["image_projection.weight"] == scales["logit_scale"] == 2.0
+
+
+def test_a_tower_trains_at_the_share_its_model_config_states_unless_optim_says_otherwise():
+    """`tower_lr_scale` multiplies the tower's layer-wise rates; the rest keeps `head_lr_scale`."""
+    model = create_model("unicl-tiny", tower_lr_scale={"text": 0.1})
+    scales = lr_scales(model, OptimConfig(layer_decay=0.5, head_lr_scale=2.0))
+    assert scales["text_encoder.norm.weight"] == pytest.approx(0.1)
+    assert scales["text_encoder.token_embedding.weight"] == pytest.approx(0.1 * 0.5**3)
+    assert scales["image_encoder.stages.3.0.body.3.weight"] == 1.0
+    assert scales["text_projection.weight"] == scales["logit_scale"] == 2.0
+    chosen = OptimConfig(tower_lr_scale=TowerScaleConfig(image=0.5, text=1.0))
+    assert tower_lr_scales(model, chosen) == {"image_encoder": 0.5, "text_encoder": 1.0}
+    assert tower_lr_scales(model, OptimConfig()) == {"image_encoder": 1.0, "text_encoder": 0.1}
+
+
+def test_pretrained_towers_train_at_a_hundredth_of_the_rate():
+    assert load_model_config("unicl-tiny-minilm").tower_lr_scale == TowerLRScale(text=0.01)
+    assert load_model_config("unicl-lite").tower_lr_scale == TowerLRScale(image=0.01, text=0.01)
+    for name in set(list_models()) - {"unicl-tiny-minilm", "unicl-lite"}:
+        assert load_model_config(name).tower_lr_scale == TowerLRScale(), name
+
+
+def test_tower_rate_keys_are_checked():
+    with pytest.raises(
+        UserInputError, match=r"'optim.tower_lr_scale.text' is 0.0; it must be > 0 or null"
+    ):
+        load_training_config("configs/demo.yaml", ["optim.tower_lr_scale.text=0"])
+    with pytest.raises(UserInputError, match=r"unknown config key 'optim.tower_lr_scale.txt'"):
+        load_training_config("configs/demo.yaml", ["optim.tower_lr_scale.txt=0.1"])
+    with pytest.raises(UserInputError, match=r"'tower_lr_scale.text' is 2; it must be a number in"):
+        create_model("unicl-tiny", tower_lr_scale={"text": 2})

@@ -11,7 +11,13 @@ import shlex
 import signal
 import sys
 
-from unicl.train import TrainingDiverged, config_to_yaml, load_training_config, train
+from unicl.train import (
+    RunUnhealthy,
+    TrainingDiverged,
+    config_to_yaml,
+    load_training_config,
+    train,
+)
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -58,7 +64,7 @@ def run(args: argparse.Namespace) -> int:
         return 0
     try:
         result = train(config, resume=args.resume)
-    except TrainingDiverged as error:
+    except (TrainingDiverged, RunUnhealthy) as error:
         print(f"unicl: {error}", file=sys.stderr)
         return 1
     if result.stopped_by is not None:

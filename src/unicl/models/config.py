@@ -26,6 +26,19 @@ from unicl.models.tower import ContextLength, ImageSize, Width
 CONFIG_DIR = Path(__file__).parent / "configs"
 Mean = Annotated[float, Range(0.0, 1.0)]
 Std = Annotated[float, Range(0.0, 1.0, low_open=True)]
+Scale = Annotated[float, Range(0.0, 1.0, low_open=True)]
+
+
+@dataclass(frozen=True, kw_only=True)
+class TowerLRScale:
+    """The learning rate of each tower as a share of the rate of the model's other parameters
+    (the projections and the logit scale), each in (0, 1]. A tower that comes pretrained states
+    less than 1 so that training keeps what it learned while the new parts adapt; a tower trained
+    from scratch keeps 1. Training multiplies it into `optim.layer_decay`'s per-layer rates
+    (`unicl.train.optim.lr_scales`); `optim.tower_lr_scale` overrides it."""
+
+    image: Scale = 1.0
+    text: Scale = 1.0
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -43,6 +56,8 @@ class ModelConfig:
       towers listed in `unicl.models.factory.PACKAGED_TEXT_TOWERS`.
     - `image_only`: the text tower was not trained with the image tower (a `ce` or `supcon` run),
       so the model is an image encoder: everything that needs its texts refuses it.
+    - `tower_lr_scale`: `{image, text}`, each tower's learning rate as a share of the rest's
+      (`TowerLRScale`; 1 and 1 unless a tower comes pretrained).
 
     The tower sections' keys are the registered family's constructor arguments (see
     `unicl.models.registry`), checked against its signature, annotations and bounds; the
@@ -59,6 +74,7 @@ class ModelConfig:
     vision: dict[str, Any]
     text: dict[str, Any]
     image_only: bool = False
+    tower_lr_scale: TowerLRScale = TowerLRScale()
 
     def validate(self) -> None:
         """Check the tower sections against their registered families."""
@@ -73,6 +89,8 @@ class ModelConfig:
             del record["tokenizer"]
         if not self.image_only:
             del record["image_only"]
+        if self.tower_lr_scale == TowerLRScale():
+            del record["tower_lr_scale"]
         return record
 
 

@@ -7,6 +7,7 @@ with `register_objective` (see `unicl.train.objective_registry`).
 
 from unicl.train.builtin_objectives import CrossEntropyObjective, SupConObjective, UniCLObjective
 from unicl.train.config import TrainConfig, config_to_yaml, load_training_config
+from unicl.train.health import RunUnhealthy
 from unicl.train.loop import TrainingDiverged
 from unicl.train.objective_registry import (
     TrainingObjective,
@@ -18,6 +19,7 @@ from unicl.train.trainer import TrainResult, train
 
 __all__ = [
     "CrossEntropyObjective",
+    "RunUnhealthy",
     "SupConObjective",
     "TrainConfig",
     "TrainResult",

@@ -12,6 +12,8 @@ here (or anywhere imported before the config is read) and its loss function in `
 
 from __future__ import annotations
 
+import math
+
 import torch
 import torch.nn.functional as F
 from torch import nn
@@ -77,6 +79,11 @@ class UniCLObjective(TrainingObjective):
         """Clamp the logit scale to the model's range."""
         self.model.clamp_logit_scale_()
 
+    def chance_loss(self, global_batch: int) -> float:
+        """`ln B`: a uniform row of `B` probabilities scores `-sum_j t_j ln(1/B) = ln B` against
+        any target distribution `t`, in both directions."""
+        return math.log(global_batch)
+
 
 @register_objective("ce")
 class CrossEntropyObjective(TrainingObjective):
@@ -122,6 +129,10 @@ class CrossEntropyObjective(TrainingObjective):
         )
         return total * process_group.world_size(self.group) / count.clamp(min=1)
 
+    def chance_loss(self, global_batch: int) -> float:
+        """`ln C` for the head's `C` classes."""
+        return math.log(self.head.out_features)
+
 
 @register_objective("supcon")
 class SupConObjective(TrainingObjective):
@@ -163,3 +174,7 @@ class SupConObjective(TrainingObjective):
         labels, sizes = self.gather.labels(inputs["labels"])
         views = self.gather.rows(views, sizes)
         return supcon_loss(views.flatten(0, 1), labels.repeat_interleave(2), self.temperature)
+
+    def chance_loss(self, global_batch: int) -> float:
+        """`ln(2B - 1)`: each of the `2B` views against the `2B - 1` others."""
+        return math.log(2 * global_batch - 1)

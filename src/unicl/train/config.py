@@ -151,6 +151,22 @@ class ObjectiveConfig:
 
 
 @dataclass
+class TowerScaleConfig:
+    """`optim.tower_lr_scale`: each tower's learning rate as a share of the rate of the
+    parameters outside the towers; null keeps what the model's config states
+    (`unicl.models.config.TowerLRScale`: below 1 for a tower that comes pretrained)."""
+
+    image: float | None = None
+    text: float | None = None
+
+    def validate(self) -> None:
+        for side in ("image", "text"):
+            value = getattr(self, side)
+            if value is not None:
+                _require(value > 0, f"optim.tower_lr_scale.{side}", value, "> 0 or null")
+
+
+@dataclass
 class OptimConfig:
     """AdamW. The learning rate used is `lr * global_batch / reference_batch` (linear scaling
     rule; `reference_batch: null` uses `lr` as given). No weight decay on norms, biases,
@@ -158,9 +174,10 @@ class OptimConfig:
     `ema_decay` keeps an exponential moving average of the weights (null: none).
 
     Fine-tuning rates (`unicl.train.optim.lr_scales`): layer group `g` of a tower of `G` groups
-    trains at `rate * layer_decay ** (G - 1 - g)` (layer-wise decay; 1: every layer at the full
-    rate), every parameter outside the towers (projections, logit scale, an objective's head) at
-    `rate * head_lr_scale`."""
+    trains at `rate * t * layer_decay ** (G - 1 - g)` (layer-wise decay; 1: every layer at the
+    tower's rate), with `t` the tower's `tower_lr_scale` (null: the model config's, below 1 for a
+    pretrained tower); every parameter outside the towers (projections, logit scale, an
+    objective's head) at `rate * head_lr_scale`."""
 
     lr: float = 5.0e-4
     reference_batch: int | None = 512
@@ -171,6 +188,7 @@ class OptimConfig:
     ema_decay: float | None = None
     layer_decay: float = 1.0
     head_lr_scale: float = 1.0
+    tower_lr_scale: TowerScaleConfig = field(default_factory=TowerScaleConfig)
 
     def validate(self) -> None:
         _require(self.lr > 0, "optim.lr", self.lr, "> 0")
@@ -222,7 +240,9 @@ class RunConfig:
     and saved models are those of the eager model, so a run may be resumed with it on or off).
     `sharding` on several processes: `ddp` keeps a full replica of the weights, gradients and
     optimiser state on every process; `fsdp` shards them over the processes (PyTorch's FSDP2,
-    `unicl.train.sharding`), for towers too large to replicate."""
+    `unicl.train.sharding`), for towers too large to replicate. `on_collapse`: what a collapse or a
+    divergence found by the health monitor (`unicl.train.health`) does: `stop` the run after a
+    checkpoint (exit status 1) or `warn` and go on."""
 
     output_dir: str = "runs/unicl"
     seed: int = 0
@@ -234,6 +254,7 @@ class RunConfig:
     compile: bool = False
     timeout_minutes: float = 30.0
     sharding: Literal["ddp", "fsdp"] = "ddp"
+    on_collapse: Literal["stop", "warn"] = "stop"
 
     def validate(self) -> None:
         _require(self.max_nonfinite > 0, "run.max_nonfinite", self.max_nonfinite, "> 0")

@@ -24,9 +24,13 @@ class MetricsSink:
     A training record: `{"kind": "train", "step", "samples", "loss", "window_steps", "lr",
     "logit_scale", "samples_per_s", "grad_norm", "skipped_steps", "time_s"}` (`loss` is the mean
     over the `window_steps` steps since the previous record: fewer than `logging.every_steps` in
-    the first window after a resume that did not start on a logging step); an evaluation record:
-    `{"kind": "eval", "step", <metric>: value, ...}`. A resumed run first drops the records
-    after the step it resumes from, so the file describes one run without repeats.
+    the first window after a resume that did not start on a logging step) plus what the health
+    monitor adds (`image_spread`, `text_spread`, `data_wait_share` on CUDA, `health` while a
+    condition is active); an evaluation record: `{"kind": "eval", "step", <metric>: value, ...}`;
+    a health record when a condition starts: `{"kind": "health", "step", "condition", "since",
+    "action", "message", "references"}` (`unicl.train.health.HealthEvent`). A resumed run first
+    drops the records after the step it resumes from, so the file describes one run without
+    repeats.
     """
 
     def __init__(self, output_dir: Path, enabled: bool, tensorboard: bool, resume_step: int = 0):
@@ -53,7 +57,7 @@ class MetricsSink:
             return
         with self.path.open("a") as file:
             file.write(json.dumps(record) + "\n")
-        if self._writer is not None:
+        if self._writer is not None and record["kind"] in ("train", "eval"):
             prefix = record["kind"]
             for key, value in record.items():
                 if key not in ("kind", "step") and isinstance(value, (int, float)):
@@ -72,7 +76,8 @@ def read_metrics(path: Path) -> list[dict[str, Any]]:
 
 
 class Progress:
-    """Progress over optimiser steps with samples/s, loss, lr and logit scale.
+    """Progress over optimiser steps with samples/s, loss, lr, logit scale and the health
+    conditions active (when any).
 
     On a terminal: a tqdm bar (tqdm adds the ETA). When stderr is not a terminal (a log file, a
     batch job): one plain line per logging window instead of a bar's carriage returns. Silent
@@ -107,6 +112,8 @@ class Progress:
             "lr": f"{record['lr']:.2e}",
             "scale": f"{record['logit_scale']:.1f}",
         }
+        if record.get("health"):
+            numbers["health"] = ",".join(record["health"])
         if self._lines:
             done = self.step - self._initial
             left = (time.monotonic() - self._started) / max(done, 1) * (self.total - self.step)

@@ -4,8 +4,11 @@ checkpoints, signal handling and the handling of non-finite losses.
 Each step: prepare the batch on the device (augmentation, tokens, labels), `forward_backward`
 (accumulating over micro-batches), one agreement between processes on whether the step was finite
 and whether to stop, then unscale, clip, step, schedule, clamp the logit scale and update the EMA
-(or skip the update everywhere when the step was not finite somewhere). Every `logging.every_steps` steps the mean loss (over steps and processes) goes to
-`metrics.jsonl` and the progress bar; every `checkpoint.every_steps` a checkpoint is written.
+(or skip the update everywhere when the step was not finite somewhere). Every `logging.every_steps`
+steps the mean loss (over steps and processes) goes to `metrics.jsonl` and the progress bar, and
+the health monitor (`unicl.train.health`) judges the window: a collapse or divergence stops the
+run after a checkpoint (`run.on_collapse: stop`). Every `checkpoint.every_steps` a checkpoint is
+written.
 """
 
 from __future__ import annotations
@@ -21,6 +24,7 @@ import torch
 from unicl import process_group
 from unicl.train.accumulation import forward_backward
 from unicl.train.checkpoint import save_checkpoint
+from unicl.train.health import HealthEvent, build_monitor
 from unicl.train.launch import ProcessContext
 from unicl.train.logger import MetricsSink, Progress
 from unicl.train.optim import base_lr
@@ -37,13 +41,15 @@ class TrainingDiverged(RuntimeError):
 @dataclass
 class LoopResult:
     """How the loop ended: `stopped_by` is the signal number that stopped it early (None when it
-    ran to `schedule.steps`); `checkpoint` the last one written; `last_record` the last metrics."""
+    ran to `schedule.steps`); `checkpoint` the last one written; `last_record` the last metrics;
+    `unhealthy` the health event that stopped it (after a checkpoint), if one did."""
 
     step: int
     stopped_by: int | None
     checkpoint: Path | None
     last_record: dict[str, Any]
     evaluation: dict[str, float]
+    unhealthy: HealthEvent | None = None
 
 
 class _Window:
@@ -90,15 +96,18 @@ def run_loop(
     )
     progress = Progress(config.schedule.steps, counters.step, main and config.logging.progress)
     window = _Window()
+    health = build_monitor(state)
     record: dict[str, Any] = {}
     evaluation: dict[str, float] = {}
     checkpoint, checkpoint_step = None, -1
-    stopped_by = None
+    stopped_by = unhealthy = None
     try:
         while counters.step < config.schedule.steps:
             started = time.perf_counter()
             lr = base_lr(state.optimizer)
-            inputs = state.objective.prepare(next(batches), augment, context.device)
+            batch = next(batches)
+            health.waited(time.perf_counter() - started)
+            inputs = state.objective.prepare(batch, augment, context.device)
             loss, finite = forward_backward(
                 state.module,
                 state.objective,
@@ -122,26 +131,29 @@ def run_loop(
             step = counters.step
             if step % config.logging.every_steps == 0 or step == config.schedule.steps:
                 record = _train_record(state, window, lr, None if nonfinite else grad_norm)
+                events = health.check(record)
                 sink.write(record)
                 progress.show(record)
+                unhealthy = health.announce(events, sink, progress)
             every_eval = config.evaluation.every_steps
             if every_eval and step % every_eval == 0 and step < config.schedule.steps:
                 evaluation = evaluate(state)
                 _log_evaluation(sink, progress, step, evaluation)
             if step % config.checkpoint.every_steps == 0 or step == config.schedule.steps:
                 checkpoint, checkpoint_step = _save(state), step
-            if stopping:
-                stopped_by = stop.requested or -1
+            if unhealthy is not None or stopping:
+                stopped_by = None if unhealthy else stop.requested or -1
                 if checkpoint_step != step:
                     checkpoint = _save(state)
                 break
-        if stopped_by is None and config.evaluation.enabled:
+        if stopped_by is None and unhealthy is None and config.evaluation.enabled:
             evaluation = evaluate(state)
             _log_evaluation(sink, progress, counters.step, evaluation)
     finally:
+        health.close()
         progress.close()
         sink.close()
-    return LoopResult(counters.step, stopped_by, checkpoint, record, evaluation)
+    return LoopResult(counters.step, stopped_by, checkpoint, record, evaluation, unhealthy)
 
 
 def _log_evaluation(

@@ -113,6 +113,13 @@ class TrainingObjective(nn.Module, abc.ABC):
         """After every optimiser step that updated the weights (skipped steps excluded), before
         the EMA update: constrain parameters (e.g. clamp the logit scale). Default: nothing."""
 
+    def chance_loss(self, global_batch: int) -> float | None:
+        """The loss of a step of `global_batch` samples when the encodings carry no information
+        (every prediction uniform): what the health monitor (`unicl.train.health`) compares the
+        loss with to tell a collapsed or diverging run. Default: None (unknown), which turns the
+        loss-based checks off."""
+        return None
+
 
 _OBJECTIVES: dict[str, type[TrainingObjective]] = {}
 

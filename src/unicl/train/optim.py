@@ -1,6 +1,6 @@
 """AdamW with decoupled weight decay on weight matrices only, per-parameter learning-rate scales
-(layer-wise decay through the towers, a head scale), the batch-size learning-rate rule, and the
-warm-up + cosine schedule."""
+(a scale per tower, layer-wise decay through the towers, a head scale), the batch-size
+learning-rate rule, and the warm-up + cosine schedule."""
 
 from __future__ import annotations
 
@@ -10,6 +10,7 @@ from typing import Any
 import torch
 from torch import nn
 
+from unicl.models.model import UniCLModel
 from unicl.models.tower import Tower
 from unicl.train.config import OptimConfig, ScheduleConfig
 
@@ -43,22 +44,40 @@ def scaled_lr(config: OptimConfig, global_batch: int) -> float:
     return config.lr * global_batch / config.reference_batch
 
 
+def tower_lr_scales(module: nn.Module, config: OptimConfig) -> dict[str, float]:
+    """The rate scale of each tower of the `UniCLModel`s inside `module`, by the tower's module
+    name (`model.text_encoder`): `optim.tower_lr_scale.<side>` when set, else what the model's
+    config states (`ModelConfig.tower_lr_scale`: below 1 for a tower that comes pretrained)."""
+    scales = {}
+    for prefix, child in module.named_modules():
+        if isinstance(child, UniCLModel):
+            dot = f"{prefix}." if prefix else ""
+            for side in ("image", "text"):
+                chosen = getattr(config.tower_lr_scale, side)
+                stated = getattr(child.config.tower_lr_scale, side)
+                scales[f"{dot}{side}_encoder"] = stated if chosen is None else chosen
+    return scales
+
+
 def lr_scales(module: nn.Module, config: OptimConfig) -> dict[str, float]:
     """The multiplier of the base rate of every parameter of `module`, by name.
 
     A parameter in layer group `g` of a tower (any `unicl.models.tower.Tower` submodule) of `G`
-    groups (`Tower.layer_groups()`, input to output) gets `layer_decay ** (G - 1 - g)`: the group
-    nearest the output trains at the full rate, each group below it `layer_decay` times slower
-    (layer-wise learning-rate decay, as in BEiT and timm's `param_groups_layer_decay`). Every
-    parameter outside the towers (projections, logit scale, an objective's head) gets
+    groups (`Tower.layer_groups()`, input to output) gets `t * layer_decay ** (G - 1 - g)`, with
+    `t` the tower's `tower_lr_scales` value (1 for a tower outside a `UniCLModel`): the group
+    nearest the output trains at `t` times the rate, each group below it `layer_decay` times
+    slower (layer-wise learning-rate decay, as in BEiT and timm's `param_groups_layer_decay`).
+    Every parameter outside the towers (projections, logit scale, an objective's head) gets
     `head_lr_scale`."""
     scales = {name: config.head_lr_scale for name, _ in module.named_parameters()}
+    towers = tower_lr_scales(module, config)
     for prefix, child in module.named_modules():
         if isinstance(child, Tower):
             groups = child.layer_groups()
             dot = f"{prefix}." if prefix else ""
             for index, names in enumerate(groups):
-                scale = config.layer_decay ** (len(groups) - 1 - index)
+                depth = config.layer_decay ** (len(groups) - 1 - index)
+                scale = towers.get(prefix, 1.0) * depth
                 scales.update({dot + name: scale for name in names})
     return scales
 

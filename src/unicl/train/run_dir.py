@@ -18,10 +18,11 @@ from unicl.train.config import TrainConfig, config_from_dict, config_to_dict
 from unicl.train.logger import METRICS_FILE
 
 RUN_CONFIG = "config.yaml"
-# Keys that may differ when a run is resumed: how it is watched, saved and evaluated, where and
-# with how many readers it computes (the stream itself refuses a new worker count mid-epoch),
-# whether its towers are compiled, how much bad data it tolerates, the spelling of its folder,
-# and how long it goes on (`schedule.steps`, with a note). Everything else defines the run.
+# Keys that may differ when a run is resumed: how it is watched (and what a collapse does), saved
+# and evaluated, where and with how many readers it computes (the stream itself refuses a new
+# worker count mid-epoch), whether its towers are compiled, how much bad data it tolerates, the
+# spelling of its folder, and how long it goes on (`schedule.steps`, with a note). Everything
+# else defines the run.
 RESUMABLE_CHANGES = (
     "logging.",
     "evaluation.",
@@ -30,6 +31,7 @@ RESUMABLE_CHANGES = (
     "run.threads",
     "run.compile",
     "run.timeout_minutes",
+    "run.on_collapse",
     "run.output_dir",
     "data.num_workers",
     "data.max_bad_fraction",

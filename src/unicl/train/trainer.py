@@ -3,7 +3,8 @@
 Builds the model, the data stream and the augmentation, resumes if asked, runs the loop, and on
 rank 0 writes under `run.output_dir`: `config.yaml` (resolved), `metrics.jsonl`, `checkpoints/`,
 `model/` (the trained model, `unicl.models.load`-able; the EMA weights when kept) and `report.md`
-with its plots.
+with its plots. A run that the health monitor stops (`unicl.train.health`) writes its checkpoint
+and `report.md` but no model, and raises `RunUnhealthy`.
 """
 
 from __future__ import annotations
@@ -27,10 +28,11 @@ from unicl.files import write_text_atomic
 from unicl.models import create_model, load
 from unicl.train.checkpoint import load_newest_intact, remove_partial_checkpoints
 from unicl.train.config import TrainConfig, config_to_yaml
+from unicl.train.health import RunUnhealthy
 from unicl.train.launch import ProcessContext, close_process, init_process
 from unicl.train.loop import run_loop
 from unicl.train.objective_registry import objective_class
-from unicl.train.optim import base_lr
+from unicl.train.optim import base_lr, tower_lr_scales
 from unicl.train.periodic_eval import evaluate_run
 from unicl.train.report import write_report
 from unicl.train.run_dir import RUN_CONFIG, start_point
@@ -107,6 +109,7 @@ def _train(config: TrainConfig, context: ProcessContext, resume: str | None) -> 
         _, payload, skipped = load_newest_intact(checkpoints)
         notes += skipped
         state.load_state_dict(payload)
+    notes += _slower_towers(state)
     if context.is_main:
         for note in notes:
             print(f"unicl: {note}", file=sys.stderr, flush=True)
@@ -118,6 +121,8 @@ def _train(config: TrainConfig, context: ProcessContext, resume: str | None) -> 
     finally:
         batches.close()
     model_dir = report = None
+    if result.unhealthy is not None:
+        _stop_unhealthy(state, result)
     trained = state.model if result.stopped_by is None else None  # every rank: gathered if sharded
     if context.is_main and trained is not None:
         model_dir = config.output_dir / MODEL_DIR
@@ -140,6 +145,43 @@ def _train(config: TrainConfig, context: ProcessContext, resume: str | None) -> 
         report=report,
         evaluation=result.evaluation,
         last_record=result.last_record,
+    )
+
+
+def _tower_scales(state: TrainingState) -> dict[str, float]:
+    """Each tower's learning-rate scale by side (`image`, `text`)."""
+    scales = tower_lr_scales(state.objective, state.config.optim)
+    return {name.rsplit(".", 1)[-1].removesuffix("_encoder"): s for name, s in scales.items()}
+
+
+def _slower_towers(state: TrainingState) -> list[str]:
+    """A note for each tower that does not train at the base rate."""
+    return [
+        f"the {side} tower trains at {scale:g} x the learning rate (the model's tower_lr_scale; "
+        f"--set optim.tower_lr_scale.{side}=... changes it)"
+        for side, scale in _tower_scales(state).items()
+        if scale != 1
+    ]
+
+
+def _stop_unhealthy(state: TrainingState, result) -> None:
+    """Write the report of a run the health monitor stopped (rank 0), then raise
+    `RunUnhealthy` with one line: what happened, what to try, where the checkpoint and report
+    are."""
+    config, event = state.config, result.unhealthy
+    where = ""
+    if state.context.is_main:
+        summary = _summary(state, result)
+        summary["trained model"] = (
+            f"none: the run stopped at step {result.step} ({event.condition})"
+        )
+        report = write_report(
+            config.output_dir, summary, config_to_yaml(config), data=state.stream.describe()
+        )
+        where = f"; checkpoint {result.checkpoint}, report {report}"
+    raise RunUnhealthy(
+        f"training stopped at step {result.step}: {event.line()} (run.on_collapse=warn goes on "
+        f"instead){where}"
     )
 
 
@@ -225,6 +267,9 @@ def _summary(state: TrainingState, result) -> dict[str, Any]:
             p.numel() for p in state.objective.parameters() if p.requires_grad
         ),
         "peak learning rate": base_lr(state.optimizer, "initial_lr"),
+        "tower learning-rate scales": ", ".join(
+            f"{side} {scale:g}" for side, scale in _tower_scales(state).items()
+        ),
         "precision": config.run.precision,
         "final loss": record.get("loss"),
         "skipped steps (non-finite loss)": counters.skipped_steps,
