@@ -46,6 +46,8 @@ def _worker(rank, port, config, directory):
     "objective",
     [
         "unicl",
+        "multitask",  # rank 0 holds only image-label samples, rank 1 only image-text ones
+        pytest.param("clip", marks=pytest.mark.slow),
         pytest.param("supcon", marks=pytest.mark.slow),
         pytest.param("ce", marks=pytest.mark.slow),
     ],
