@@ -8,9 +8,9 @@ for larger batches), with the learning rate scaled linearly with the batch (`lr 
 Scored on the 10,000 test images: linear-probe top-1 for every objective (fitted on the demo's
 10,000 training images), zero-shot top-1 for UniCL and CLIP, the trained head's top-1 for CE.
 
-Run: `python experiments/batch_size.py --variant short|medium|full [--out DIR]`. Runs go seed by
-seed; each writes `<run>/result.json` and is skipped when that exists, so the same command
-resumes an interrupted experiment.
+Run: `python experiments/batch_size.py --variant short|medium|full [--out DIR] [--results DIR]`.
+Runs go seed by seed; each writes `runs/<run>.json` under `--results` and is skipped when that
+exists, so the same command resumes an interrupted experiment.
 """
 
 from __future__ import annotations
@@ -98,6 +98,7 @@ def score_run(run_dir: Path, objective: str, settings: dict, seconds: float, ste
 def main() -> int:
     args, settings = parse_arguments(__doc__.splitlines()[0], VARIANTS)
     out = args.out or Path("runs/experiments") / f"batch-size-{args.variant}"
+    results_dir = args.results or out
     runs = {}
     for seed in settings["seeds"]:
         for objective in OBJECTIVES:
@@ -118,7 +119,7 @@ def main() -> int:
                     )
                     return score_run(run_dir, objective, settings, seconds, budget.steps)
 
-                runs[name] = run_result(run_dir / "result.json", compute)
+                runs[name] = run_result(results_dir, name, compute)
                 print(name, runs[name], flush=True)
     groups = {
         f"{objective}-batch{b}": [f"{objective}-batch{b}-seed{s}" for s in settings["seeds"]]
@@ -146,7 +147,7 @@ def main() -> int:
         "runs": runs,
         "summary": summary,
     }
-    write_results(out, results, markdown_table(header, rows))
+    write_results(results_dir, results, markdown_table(header, rows))
     return 0
 
 

@@ -2,8 +2,10 @@
 
 Every run goes through `unicl.train.train` (the same code as `unicl train`) and is scored with
 `unicl.evaluate`; nothing here trains or evaluates on its own. A run whose `model/` directory
-already exists is not trained again, and a run whose `result.json` exists is not trained or scored
-again (`run_result`), so an interrupted experiment resumes where it stopped, run by run.
+already exists is not trained again, and a run whose result file exists (`run_result`) is not
+trained or scored again, so an interrupted experiment resumes where it stopped, run by run. The
+result files and tables can live apart from the training folders (`--results`), e.g. in the
+repository's `experiments/results/` while the models go to `runs/`.
 """
 
 from __future__ import annotations
@@ -87,8 +89,10 @@ def train_run(
     from scratch) on `sources` with `objective` (`unicl`, `clip`, `multitask`, `ce`, `supcon`).
 
     The learning rate is `budget.lr`, times `batch_size / reference_batch` when that is set (the
-    linear scaling rule). The last checkpoint is kept (it holds a classifier head, if any).
-    Returns `(model directory, training seconds)`; 0 seconds when the model was already there.
+    linear scaling rule). A checkpoint is written every quarter of the run and the last one is
+    kept (it holds a classifier head, if any); a run that was interrupted resumes from its
+    checkpoint. Returns `(model directory, training seconds)`; 0 seconds when the model was
+    already there.
     """
     model_dir = output_dir / "model"
     if (model_dir / "config.json").is_file():
@@ -111,18 +115,22 @@ def train_run(
                 "seed": seed,
                 "threads": threads,
             },
-            "checkpoint": {"every_steps": budget.steps, "keep_last": 1},
+            "checkpoint": {"every_steps": max(1, budget.steps // 4), "keep_last": 1},
             "logging": {"every_steps": max(1, budget.steps // 20), "progress": False},
         }
     )
+    started = (output_dir / "config.yaml").is_file()  # interrupted: continue from its checkpoint
     start = time.perf_counter()
-    result = train(config)
+    result = train(config, resume="latest" if started else None)
     return result.model_dir, time.perf_counter() - start
 
 
-def run_result(path: Path, compute: Callable[[], dict[str, Any]]) -> dict[str, Any]:
-    """The scores of one run: read from `path` (its `result.json`) when it exists, else
-    `compute()` (train and score the run), written to `path` before it is returned."""
+def run_result(
+    results_dir: Path, name: str, compute: Callable[[], dict[str, Any]]
+) -> dict[str, Any]:
+    """The scores of run `name`: read from `results_dir/runs/<name>.json` when it exists, else
+    `compute()` (train and score the run), written there before it is returned."""
+    path = results_dir / "runs" / f"{name}.json"
     if path.is_file():
         return json.loads(path.read_text())
     result = compute()
@@ -255,10 +263,19 @@ def markdown_table(header: Sequence[str], rows: Sequence[Sequence[str]]) -> str:
 def parse_arguments(
     description: str, variants: dict[str, dict[str, Any]]
 ) -> tuple[argparse.Namespace, dict[str, Any]]:
-    """`--variant NAME --out DIR --threads N`; returns the arguments and the chosen settings."""
+    """`--variant NAME --out DIR --results DIR --threads N`; returns the arguments and the
+    chosen settings."""
     parser = argparse.ArgumentParser(description=description)
     parser.add_argument("--variant", choices=sorted(variants), default="short")
-    parser.add_argument("--out", type=Path, help="output folder (default runs/experiments/...)")
+    parser.add_argument(
+        "--out", type=Path, help="folder of the training runs (default runs/experiments/...)"
+    )
+    parser.add_argument(
+        "--results",
+        type=Path,
+        help="folder of results.json, results.md and one runs/NAME.json per run; runs already "
+        "there are skipped (default: the --out folder)",
+    )
     parser.add_argument(
         "--threads", type=int, default=None, help="torch threads per run (default: all cores)"
     )

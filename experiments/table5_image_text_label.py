@@ -18,9 +18,11 @@ Scored on data held out of every run: zero-shot top-1 on the test images of the 
 `multitask` on the 7 seen classes; image<->text recall@1/5 on the 200 held-out emoji, whose
 captions no run has seen; and a linear probe of the frozen image embeddings on all 10 classes.
 
-Run: `python experiments/table5_image_text_label.py --variant short|medium|full [--out DIR]`.
-Runs go seed by seed (every setting of seed 0 first); each run writes `<run>/result.json` and is
-skipped when that exists, so the same command resumes an interrupted experiment.
+Run: `python experiments/table5_image_text_label.py --variant short|medium|full [--out DIR]
+[--results DIR]`.
+Runs go seed by seed (every setting of seed 0 first); each run writes `runs/<run>.json` under
+`--results` and is skipped when that exists, so the same command resumes an interrupted
+experiment.
 """
 
 from __future__ import annotations
@@ -177,6 +179,7 @@ def score_run(run_dir: Path, objective: str, seen: Path, settings: dict, seconds
 
 def run_table(
     out: Path,
+    results_dir: Path,
     variant: str,
     settings: dict,
     setting_list: tuple[tuple[str, str], ...],
@@ -184,9 +187,10 @@ def run_table(
     threads: int | None,
     model: dict | None = None,
 ) -> None:
-    """Train and score every (data, objective) of `setting_list` for every seed of the variant's
-    `settings` (`budget`, `seeds`, the scoring data of `score_run`) under `out`, resuming run by run, and
-    write the experiment's `results.json` and `results.md`. `model`: the training config's
+    """Train (under `out`) and score every (data, objective) of `setting_list` for every seed of
+    the variant's `settings` (`budget`, `seeds`, the scoring data of `score_run`), one result
+    file per run in `results_dir/runs/` (runs found there are skipped), then write the
+    experiment's `results.json` and `results.md` in `results_dir`. `model`: the training config's
     `model` section (default `unicl-tiny` from scratch)."""
     budget = settings["budget"]
     seen, _ = split_classes(out / "data")
@@ -207,7 +211,7 @@ def run_table(
                 )
                 return score_run(run_dir, objective, seen, settings, seconds)
 
-            runs[name] = run_result(run_dir / "result.json", compute)
+            runs[name] = run_result(results_dir, name, compute)
             print(name, runs[name], flush=True)
     groups = {
         f"{data} · {objective}": [run_name(data, objective, s) for s in settings["seeds"]]
@@ -233,13 +237,13 @@ def run_table(
         "runs": runs,
         "summary": summary,
     }
-    write_results(out, results, markdown_table(HEADER, rows))
+    write_results(results_dir, results, markdown_table(HEADER, rows))
 
 
 def main() -> int:
     args, settings = parse_arguments(__doc__.splitlines()[0], VARIANTS)
     out = args.out or Path("runs/experiments") / f"table5-{args.variant}"
-    run_table(out, args.variant, settings, SETTINGS, threads=args.threads)
+    run_table(out, args.results or out, args.variant, settings, SETTINGS, threads=args.threads)
     return 0
 
 

@@ -1,6 +1,7 @@
 """The experiment runners: their shared helpers, and each runner end to end on tiny settings."""
 
 import json
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -13,6 +14,7 @@ from unicl.data.arrays import read_idx
 from unicl.data.classes import KNOWN_CLASS_NAMES
 from unicl.evaluate import evaluate_zeroshot
 from unicl.models import create_model
+from unicl.train.logger import read_metrics
 
 EXPERIMENTS = Path(__file__).resolve().parents[2] / "experiments"
 sys.path.insert(0, str(EXPERIMENTS))
@@ -36,11 +38,23 @@ def test_a_run_whose_model_exists_is_not_trained_again(tmp_path):
     assert model_dir == tmp_path / "run" / "model" and seconds == 0.0
 
 
+def test_an_interrupted_run_continues_from_its_checkpoint(tmp_path):
+    source = {**common.demo_fashion_mnist("train"), "take": ":64"}
+    budget = common.Budget(steps=4, batch_size=8)
+    run = tmp_path / "run"
+    common.train_run(run, [source], "ce", budget, seed=0, threads=1)
+    shutil.rmtree(run / "model")  # as if killed after the last checkpoint
+    model_dir, _ = common.train_run(run, [source], "ce", budget, seed=0, threads=1)
+    assert (model_dir / "config.json").is_file()
+    assert [r["step"] for r in read_metrics(run / "metrics.jsonl")][-1] == 4
+
+
 def test_a_run_whose_result_exists_is_neither_trained_nor_scored_again(tmp_path):
-    path = tmp_path / "run" / "result.json"
-    computed = common.run_result(path, lambda: {"probe_top1": 0.5})
-    assert computed == {"probe_top1": 0.5} and path.is_file()
-    again = common.run_result(path, lambda: pytest.fail("a finished run was computed again"))
+    computed = common.run_result(tmp_path, "ce-seed0", lambda: {"probe_top1": 0.5})
+    assert computed == {"probe_top1": 0.5} and (tmp_path / "runs" / "ce-seed0.json").is_file()
+    again = common.run_result(
+        tmp_path, "ce-seed0", lambda: pytest.fail("a finished run was computed again")
+    )
     assert again == computed
 
 
@@ -117,18 +131,21 @@ def test_markdown_table_has_a_header_rule_and_one_line_per_row():
     ],
 )
 def test_each_runner_completes_its_tiny_variant(tmp_path, script, summary_keys):
-    command = [sys.executable, str(EXPERIMENTS / script), "--variant", "tiny"]
-    subprocess.run([*command, "--out", str(tmp_path), "--threads", "1"], check=True)
-    results = json.loads((tmp_path / "results.json").read_text())
+    record = tmp_path / "record"
+    command = [sys.executable, str(EXPERIMENTS / script), "--variant", "tiny", "--threads", "1"]
+    command += ["--out", str(tmp_path / "runs"), "--results", str(record)]
+    subprocess.run(command, check=True)
+    results = json.loads((record / "results.json").read_text())
     assert results["settings"]["variant"] == "tiny"
-    assert (tmp_path / "results.md").read_text().startswith("| ")
+    assert (record / "results.md").read_text().startswith("| ")
     assert set(results["summary"]) == summary_keys
     for run in results["runs"].values():
         assert all(0.0 <= value <= 1.0 for key, value in run.items() if key.endswith("top1"))
-    scored = {path.parent.name for path in tmp_path.glob("*/result.json")}
-    assert scored == set(results["runs"])
+    assert {path.stem for path in (record / "runs").glob("*.json")} == set(results["runs"])
     # the same command again finds every run's result: nothing is trained or scored again
-    written = {p: p.stat().st_mtime_ns for p in tmp_path.glob("*/*") if p.is_file()}
-    subprocess.run([*command, "--out", str(tmp_path), "--threads", "1"], check=True)
-    assert {p: p.stat().st_mtime_ns for p in tmp_path.glob("*/*") if p.is_file()} == written
-    assert json.loads((tmp_path / "results.json").read_text())["runs"] == results["runs"]
+    written = {p: p.stat().st_mtime_ns for p in tmp_path.rglob("*") if p.is_file()}
+    del written[record / "results.json"], written[record / "results.md"]
+    subprocess.run(command, check=True)
+    again = {p: p.stat().st_mtime_ns for p in tmp_path.rglob("*") if p.is_file()}
+    assert {p: again[p] for p in written} == written
+    assert json.loads((record / "results.json").read_text())["runs"] == results["runs"]
