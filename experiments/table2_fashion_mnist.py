@@ -114,7 +114,7 @@ def main() -> int:
         "runs": runs,
         "summary": summary,
     }
-    write_results(out, results, table)
+    write_results(args.results or out, results, table)
     return 0
 
 

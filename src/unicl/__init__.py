@@ -17,6 +17,10 @@ _HOMES = {
     "create_model": "unicl.models",
     "list_models": "unicl.models",
     "load": "unicl.models",
+    "ClipLoss": "unicl.objective",
+    "MultiTaskLoss": "unicl.objective",
+    "clip_loss": "unicl.objective",
+    "multitask_loss": "unicl.objective",
     "UniCLLoss": "unicl.objective",
     "supcon_loss": "unicl.objective",
     "target_labels": "unicl.objective",
@@ -24,14 +28,18 @@ _HOMES = {
 }
 
 __all__ = [
+    "ClipLoss",
+    "MultiTaskLoss",
     "UniCLLoss",
     "UniCLModel",
     "build_zeroshot_classifier",
+    "clip_loss",
     "create_model",
     "create_model_and_transforms",
     "get_tokenizer",
     "list_models",
     "load",
+    "multitask_loss",
     "supcon_loss",
     "target_labels",
     "unicl_loss",
@@ -41,7 +49,16 @@ __version__ = "0.1.0"
 if TYPE_CHECKING:
     from unicl.evaluate import build_zeroshot_classifier, create_model_and_transforms, get_tokenizer
     from unicl.models import UniCLModel, create_model, list_models, load
-    from unicl.objective import UniCLLoss, supcon_loss, target_labels, unicl_loss
+    from unicl.objective import (
+        ClipLoss,
+        MultiTaskLoss,
+        UniCLLoss,
+        clip_loss,
+        multitask_loss,
+        supcon_loss,
+        target_labels,
+        unicl_loss,
+    )
 
 
 def __getattr__(name: str) -> Any:

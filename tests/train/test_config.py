@@ -38,9 +38,15 @@ def test_unknown_section_lists_allowed_sections():
 
 def test_unregistered_objective_names_key_and_registered_values():
     with pytest.raises(
-        UserInputError, match=r"'objective\.name' is 'clip'.*'unicl', 'ce', 'supcon'"
+        UserInputError,
+        match=r"'objective\.name' is 'siglip'.*'unicl', 'clip', 'multitask', 'ce', 'supcon'",
     ):
-        config_from_dict(_with(objective={"name": "clip"}))
+        config_from_dict(_with(objective={"name": "siglip"}))
+
+
+def test_a_negative_clip_weight_is_refused():
+    with pytest.raises(UserInputError, match=r"'objective\.clip_weight' is -1"):
+        config_from_dict(_with(objective={"name": "multitask", "clip_weight": -1.0}))
 
 
 def test_wrong_type_is_named():

@@ -35,6 +35,7 @@ ranks makes that ``d(mean_s loss_s)/d(theta)``: exactly the gradient of one proc
 from __future__ import annotations
 
 import contextlib
+from collections.abc import Callable
 
 import torch
 from torch import nn
@@ -123,14 +124,8 @@ class UniCLLoss(nn.Module):
         check_finite: bool = True,
     ) -> None:
         super().__init__()
-        if tile_size is not None and tile_size < 1:
-            raise ValueError(f"tile_size must be a positive integer or None, got {tile_size}")
-        if tile_precision not in TILE_PRECISIONS:
-            raise ValueError(
-                f"tile_precision must be one of {TILE_PRECISIONS}, not {tile_precision!r}"
-            )
-        self.tile_size = tile_size
-        self.tile_precision = tile_precision
+        self.tile_size = checked_tile_size(tile_size)
+        self.tile_precision = checked_tile_precision(tile_precision)
         self.group = group
         self.check_finite = check_finite
         self.gather = BatchGather(group)
@@ -155,36 +150,88 @@ class UniCLLoss(nn.Module):
         images, texts, scale = validate_inputs(
             image_features, text_features, labels, logit_scale, check_finite=False
         )
-        if self.check_finite:
-            finite = process_group.true_on_all_ranks(all_finite(images, texts, scale), self.group)
-            raise_if_not_finite(images, texts, scale, finite)
         all_labels, sizes = self.gather.labels(labels)
-        both = self.gather.rows(torch.cat([images, texts], dim=1), sizes)
-        all_images, all_texts = both.split(images.shape[1], dim=1)
-        with float32_region(images.device):
-            image_lse, _ = similarity_logsumexp(
-                images * scale,
-                all_texts,
-                self.tile_size,
-                with_columns=False,
-                precision=self.tile_precision,
-            )
-            text_lse, _ = similarity_logsumexp(
-                texts * scale,
-                all_images,
-                self.tile_size,
-                with_columns=False,
-                precision=self.tile_precision,
-            )
+
+        def positives(all_images: torch.Tensor, all_texts: torch.Tensor):
             groups = LabelGroups(all_labels)
             local_group = groups.group_of(labels)
-            image_terms = image_lse - positive_logits(images, local_group, all_texts, groups, scale)
-            text_terms = text_lse - positive_logits(texts, local_group, all_images, groups, scale)
-            share = process_group.world_size(self.group) / all_labels.shape[0]
-            return (image_terms.sum() + text_terms.sum()) * (share / 2)
+            return (
+                positive_logits(images, local_group, all_texts, groups, scale),
+                positive_logits(texts, local_group, all_images, groups, scale),
+            )
+
+        return sharded_contrastive_loss(
+            images,
+            texts,
+            scale,
+            positives,
+            gather=self.gather,
+            sizes=sizes,
+            tile_size=self.tile_size,
+            tile_precision=self.tile_precision,
+            check_finite=self.check_finite,
+        )
 
     def extra_repr(self) -> str:
         return f"tile_size={self.tile_size}, tile_precision={self.tile_precision!r}"
+
+
+def checked_tile_size(tile_size: int | None) -> int | None:
+    """``tile_size`` if it is None or a positive integer; ``ValueError`` otherwise."""
+    if tile_size is not None and tile_size < 1:
+        raise ValueError(f"tile_size must be a positive integer or None, got {tile_size}")
+    return tile_size
+
+
+def sharded_contrastive_loss(
+    images: torch.Tensor,
+    texts: torch.Tensor,
+    scale: torch.Tensor,
+    positives: Callable[[torch.Tensor, torch.Tensor], tuple[torch.Tensor, torch.Tensor]],
+    *,
+    gather: BatchGather,
+    sizes: list[int],
+    tile_size: int | None,
+    tile_precision: str = "fp32",
+    check_finite: bool = True,
+) -> torch.Tensor:
+    """This rank's share of a bidirectional contrastive loss over the ranks of ``gather.group``::
+
+        loss_r = W / N * sum_{i local} ((lse_i2t(i) - pos_i2t(i)) + (lse_t2i(i) - pos_t2i(i))) / 2
+
+    ``images``, ``texts`` ``[b, D]`` (float32, validated) and ``scale`` are this rank's; every
+    rank's rows (``sizes``, from ``gather.labels``) are gathered with gradients in one all-gather
+    (``N`` in all; a rank may hold none as long as some rank holds one).
+    ``positives(all_images, all_texts)`` returns the positive logits of the local rows,
+    ``(pos_i2t [b], pos_t2i [b])``. With ``check_finite`` all ranks first agree that every input
+    is finite (else all raise ``ValueError`` together); without it a non-finite input gives a
+    non-finite loss.
+    """
+    group = gather.group
+    if check_finite:
+        finite = process_group.true_on_all_ranks(all_finite(images, texts, scale), group)
+        raise_if_not_finite(images, texts, scale, finite)
+    if sum(sizes) == 0:
+        raise ValueError("no rank holds a sample: the global batch is empty")
+    both = gather.rows(torch.cat([images, texts], dim=1), sizes)
+    all_images, all_texts = both.split(images.shape[1], dim=1)
+    with float32_region(images.device):
+        image_lse, _ = similarity_logsumexp(
+            images * scale, all_texts, tile_size, with_columns=False, precision=tile_precision
+        )
+        text_lse, _ = similarity_logsumexp(
+            texts * scale, all_images, tile_size, with_columns=False, precision=tile_precision
+        )
+        image_positives, text_positives = positives(all_images, all_texts)
+        total = (image_lse - image_positives).sum() + (text_lse - text_positives).sum()
+        return total * (process_group.world_size(group) / all_images.shape[0] / 2)
+
+
+def checked_tile_precision(tile_precision: str) -> str:
+    """``tile_precision`` if it is one of ``TILE_PRECISIONS``; ``ValueError`` otherwise."""
+    if tile_precision not in TILE_PRECISIONS:
+        raise ValueError(f"tile_precision must be one of {TILE_PRECISIONS}, not {tile_precision!r}")
+    return tile_precision
 
 
 def similarity_logsumexp(
@@ -248,22 +295,25 @@ def float32_region(device: torch.device) -> contextlib.AbstractContextManager:
 def validate_inputs(
     image_features: torch.Tensor,
     text_features: torch.Tensor,
-    labels: torch.Tensor,
+    labels: torch.Tensor | None,
     logit_scale: torch.Tensor | float,
     *,
     check_finite: bool = True,
+    allow_empty: bool = False,
 ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """Check the loss's arguments; return the features and the scale as float32 tensors.
 
-    ``check_finite`` scans the values (one host sync); the sharded loss agrees on it across ranks
-    instead, so that all ranks raise together rather than some waiting in a collective.
+    ``labels`` None: the loss takes none (CLIP). ``check_finite`` scans the values (one host
+    sync); the sharded loss agrees on it across ranks instead, so that all ranks raise together
+    rather than some waiting in a collective. ``allow_empty``: a batch of no rows is accepted (a
+    rank's share of a sharded loss).
     """
     for name, value in (("image_features", image_features), ("text_features", text_features)):
         if not isinstance(value, torch.Tensor) or value.dim() != 2:
             raise ValueError(f"{name} must be a 2-D tensor [B, D], got {_describe(value)}")
         if not value.dtype.is_floating_point:
             raise ValueError(f"{name} must be a floating-point tensor, got {value.dtype}")
-    if image_features.shape[0] == 0:
+    if image_features.shape[0] == 0 and not allow_empty:
         raise ValueError("image_features is empty: the batch needs at least one sample")
     if text_features.shape != image_features.shape:
         raise ValueError(
@@ -277,19 +327,23 @@ def validate_inputs(
     device = image_features.device
     if text_features.device != device:
         raise ValueError(f"text_features is on {text_features.device}, image_features on {device}")
-    if not isinstance(labels, torch.Tensor) or labels.dtype != torch.long:
-        raise ValueError(f"labels must be an int64 tensor [B], got {_describe(labels)}")
-    if labels.shape != image_features.shape[:1]:
-        raise ValueError(
-            f"labels has shape {tuple(labels.shape)}; expected ({image_features.shape[0]},)"
-        )
-    if labels.device != device:
-        raise ValueError(f"labels is on {labels.device}, the features on {device}")
+    if labels is not None:
+        validate_labels(labels, image_features.shape[0], device)
     scale = _validated_scale(logit_scale, device)
     images, texts = image_features.float(), text_features.float()
     if check_finite:
         raise_if_not_finite(images, texts, scale, all_finite(images, texts, scale))
     return images, texts, scale
+
+
+def validate_labels(labels: torch.Tensor, rows: int, device: torch.device) -> None:
+    """``ValueError`` unless ``labels`` is an int64 ``[rows]`` tensor on ``device``."""
+    if not isinstance(labels, torch.Tensor) or labels.dtype != torch.long:
+        raise ValueError(f"labels must be an int64 tensor [B], got {_describe(labels)}")
+    if labels.shape != (rows,):
+        raise ValueError(f"labels has shape {tuple(labels.shape)}; expected ({rows},)")
+    if labels.device != device:
+        raise ValueError(f"labels is on {labels.device}, the features on {device}")
 
 
 def all_finite(images: torch.Tensor, texts: torch.Tensor, scale: torch.Tensor) -> torch.Tensor:

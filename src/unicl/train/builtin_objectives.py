@@ -1,13 +1,17 @@
-"""The registered training objectives: UniCL and the paper's two image-only baselines.
+"""The registered training objectives: UniCL and the paper's baselines.
 
-* `unicl`:  `UniCLLoss` between image and text features, labels from TargetM.
-* `ce`:     a linear classifier over the class ids on the (unnormalised) image features;
-            image-text samples (`CAPTION_CLASS_ID`) are ignored.
-* `supcon`: SupCon over two augmented views of every image, gathered across processes.
+* `unicl`:     `UniCLLoss` between image and text features, labels from TargetM.
+* `clip`:      `ClipLoss` between image and text features, labels ignored: every sample is its
+               own positive, class prompts and captions alike (same-class pairs are negatives).
+* `multitask`: a linear classifier with cross-entropy on the image-label samples plus `ClipLoss`
+               on the image-text samples, `L = CE + objective.clip_weight * CLIP` (`MultiTaskLoss`).
+* `ce`:        a linear classifier over the class ids on the (unnormalised) image features;
+               image-text samples (`CAPTION_CLASS_ID`) are ignored.
+* `supcon`:    SupCon over two augmented views of every image, gathered across processes.
 
-Each scores the step with a loss from `unicl.objective` (cross-entropy from PyTorch); see
-`TrainingObjective` for the contract of each method. A new objective is one more registered class
-here (or anywhere imported before the config is read) and its loss function in `unicl.objective`.
+Each scores the step with a loss from `unicl.objective`; see `TrainingObjective` for the contract
+of each method. A new objective is one more registered class here (or anywhere imported before
+the config is read) and its loss function in `unicl.objective`.
 """
 
 from __future__ import annotations
@@ -18,9 +22,15 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from unicl import process_group
 from unicl.errors import UserInputError
-from unicl.objective import CAPTION_CLASS_ID, BatchGather, UniCLLoss, supcon_loss
+from unicl.objective import (
+    BatchGather,
+    ClipLoss,
+    MultiTaskLoss,
+    UniCLLoss,
+    labelled_cross_entropy,
+    supcon_loss,
+)
 from unicl.process_group import Group
 from unicl.train.config import ObjectiveConfig
 from unicl.train.objective_registry import (
@@ -32,8 +42,38 @@ from unicl.train.objective_registry import (
 )
 
 
+def batch_tokens(model: nn.Module, batch) -> torch.Tensor:
+    """The stream's tokens when its workers made them, else the texts tokenised here."""
+    return batch.tokens if batch.tokens is not None else model.tokenize(batch.texts)
+
+
+class DualEncoderObjective(TrainingObjective):
+    """What `unicl` and `clip` share: every sample's image against its text (class prompt or
+    caption), both towers encoded and normalised, the logit scale clamped after each step."""
+
+    def prepare(self, batch, augment: Augment, device: torch.device) -> StepInputs:
+        return {
+            "images": augment(batch.images.to(device, non_blocking=True), batch.class_ids),
+            "tokens": batch_tokens(self.model, batch).to(device, non_blocking=True),
+            "labels": batch.labels.to(device, non_blocking=True),
+        }
+
+    def forward(self, inputs: StepInputs) -> Encoded:
+        images, texts, scale = self.model(inputs["images"], inputs["tokens"])
+        return (images, texts), (scale,)
+
+    def after_step(self) -> None:
+        """Clamp the logit scale to the model's range."""
+        self.model.clamp_logit_scale_()
+
+    def chance_loss(self, global_batch: int) -> float:
+        """`ln B`: a uniform row of `B` probabilities scores `-sum_j t_j ln(1/B) = ln B` against
+        any target distribution `t`, in both directions."""
+        return math.log(global_batch)
+
+
 @register_objective("unicl")
-class UniCLObjective(TrainingObjective):
+class UniCLObjective(DualEncoderObjective):
     """Image and text towers trained with the UniCL loss (tiled by `objective.tile_size`, its
     products at `objective.tile_precision`)."""
 
@@ -54,35 +94,90 @@ class UniCLObjective(TrainingObjective):
             check_finite=False,
         )
 
-    def prepare(self, batch, augment: Augment, device: torch.device) -> StepInputs:
-        return {
-            "images": augment(batch.images.to(device, non_blocking=True), batch.class_ids),
-            "tokens": self._tokens(batch).to(device, non_blocking=True),
-            "labels": batch.labels.to(device, non_blocking=True),
-        }
-
-    def _tokens(self, batch) -> torch.Tensor:
-        """The stream's tokens when its workers made them, else the texts tokenised here."""
-        return batch.tokens if batch.tokens is not None else self.model.tokenize(batch.texts)
-
-    def forward(self, inputs: StepInputs) -> Encoded:
-        images, texts, scale = self.model(inputs["images"], inputs["tokens"])
-        return (images, texts), (scale,)
-
     def loss(self, features, shared, inputs: StepInputs) -> torch.Tensor:
         """`UniCLLoss`: this rank's rows against the gathered batch, weighted so that the mean
         over ranks is the global-batch loss."""
         images, texts = features
         return self.criterion(images, texts, inputs["labels"], shared[0])
 
+
+@register_objective("clip")
+class ClipObjective(DualEncoderObjective):
+    """The paper's CLIP baseline: image and text towers trained with the CLIP loss on the same
+    data as `unicl` (tiled by `objective.tile_size`), the TargetM labels ignored."""
+
+    def __init__(
+        self,
+        model: nn.Module,
+        config: ObjectiveConfig,
+        *,
+        num_classes: int | None = None,
+        group: Group = None,
+    ) -> None:
+        super().__init__(model, config, num_classes=num_classes, group=group)
+        self.criterion = ClipLoss(
+            tile_size=config.tile_size,
+            group=group,
+            tile_precision=config.tile_precision,
+            check_finite=False,
+        )
+
+    def loss(self, features, shared, inputs: StepInputs) -> torch.Tensor:
+        """`ClipLoss`: as `unicl`'s, with image `i` and text `i` the only positive pair."""
+        images, texts = features
+        return self.criterion(images, texts, shared[0])
+
+
+@register_objective("multitask")
+class MultiTaskObjective(TrainingObjective):
+    """The paper's multi-task baseline: a linear head over the classes (`objective.num_classes`,
+    else those of the training sources) on the image embedding, trained with cross-entropy on the
+    image-label samples, plus the CLIP loss between the towers on the image-text samples, weighted
+    by `objective.clip_weight` (1: summed).
+
+    Both towers are trained, so the saved model is a full dual encoder; its text tower has met
+    captions only, never a class prompt. The head is trained and checkpointed (`head.weight`,
+    `head.bias` in the checkpoint's `objective`), not part of the saved model."""
+
+    def __init__(
+        self,
+        model: nn.Module,
+        config: ObjectiveConfig,
+        *,
+        num_classes: int | None = None,
+        group: Group = None,
+    ) -> None:
+        super().__init__(model, config, num_classes=num_classes, group=group)
+        self.head = nn.Linear(model.embed_dim, class_count("multitask", config, num_classes))
+        self.criterion = MultiTaskLoss(
+            clip_weight=config.clip_weight, tile_size=config.tile_size, group=group
+        )
+
+    def prepare(self, batch, augment: Augment, device: torch.device) -> StepInputs:
+        return {
+            "images": augment(batch.images.to(device, non_blocking=True), batch.class_ids),
+            "tokens": batch_tokens(self.model, batch).to(device, non_blocking=True),
+            "class_ids": batch.class_ids.to(device, non_blocking=True),
+        }
+
+    def forward(self, inputs: StepInputs) -> Encoded:
+        """Every sample's class logits and normalised image and text embeddings. The class
+        prompts of image-label samples are encoded too, though the loss ignores them: so every
+        rank builds the same autograd graph whatever its mix of samples, and the collectives of
+        the backward (the gathers', DDP's) come in the same order on every rank."""
+        embedded = self.model.encode_image(inputs["images"])
+        texts = self.model.encode_text(inputs["tokens"], normalize=True)
+        images = F.normalize(embedded, dim=-1)
+        return (self.head(embedded), images, texts), (self.model.logit_scale.exp(),)
+
+    def loss(self, features, shared, inputs: StepInputs) -> torch.Tensor:
+        """`MultiTaskLoss`: this rank's share of `CE + w * CLIP` over the global batch."""
+        logits, images, texts = features
+        return self.criterion(logits, inputs["class_ids"], images, texts, shared[0])
+
     def after_step(self) -> None:
         """Clamp the logit scale to the model's range."""
         self.model.clamp_logit_scale_()
-
-    def chance_loss(self, global_batch: int) -> float:
-        """`ln B`: a uniform row of `B` probabilities scores `-sum_j t_j ln(1/B) = ln B` against
-        any target distribution `t`, in both directions."""
-        return math.log(global_batch)
 
 
 @register_objective("ce")
@@ -101,12 +196,7 @@ class CrossEntropyObjective(TrainingObjective):
         group: Group = None,
     ) -> None:
         super().__init__(model, config, num_classes=num_classes, group=group)
-        classes = config.num_classes or num_classes
-        if classes is None:
-            raise UserInputError(
-                "objective 'ce' needs the number of classes: set objective.num_classes"
-            )
-        self.head = nn.Linear(model.embed_dim, classes)
+        self.head = nn.Linear(model.embed_dim, class_count("ce", config, num_classes))
 
     def prepare(self, batch, augment: Augment, device: torch.device) -> StepInputs:
         return {
@@ -122,16 +212,23 @@ class CrossEntropyObjective(TrainingObjective):
         samples are ignored): each rank returns `W * sum_local / count_global`, which DDP's
         gradient averaging turns into the gradient of the global mean."""
         (logits,) = features
-        targets = inputs["class_ids"]
-        count = process_group.sum_over_ranks((targets != CAPTION_CLASS_ID).sum(), self.group)
-        total = F.cross_entropy(
-            logits.float(), targets, ignore_index=CAPTION_CLASS_ID, reduction="sum"
-        )
-        return total * process_group.world_size(self.group) / count.clamp(min=1)
+        return labelled_cross_entropy(logits, inputs["class_ids"], self.group)
 
     def chance_loss(self, global_batch: int) -> float:
         """`ln C` for the head's `C` classes."""
         return math.log(self.head.out_features)
+
+
+def class_count(objective: str, config: ObjectiveConfig, num_classes: int | None) -> int:
+    """The size of an objective's classifier head: `objective.num_classes`, else the number of
+    classes of the training sources; `UserInputError` when neither gives at least one class."""
+    classes = config.num_classes or num_classes
+    if not classes:
+        raise UserInputError(
+            f"objective {objective!r} needs image-label data: the training sources have no "
+            "classes; add an image-label source or set objective.num_classes"
+        )
+    return classes
 
 
 @register_objective("supcon")

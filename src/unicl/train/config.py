@@ -126,24 +126,29 @@ class DataConfig:
 @dataclass
 class ObjectiveConfig:
     """`name`: a registered training objective (`unicl.train.objective_registry`): `unicl`, the
-    UniCL loss over images and texts (the default); baselines on the image tower only: `ce`
-    (linear classifier over the class ids, cross-entropy) and `supcon` (SupCon on two augmented
-    views of each image, at `temperature`). `tile_size` bounds the memory of `unicl`;
-    `tile_precision` (`tf32` by default, `fp32` or `bf16`) is the precision of its tiles' matrix
-    products (`unicl.objective.logsumexp`; the log-sum-exp accumulates in float32; TF32 only
-    where the hardware has it, so plain float32 on CPUs);
-    `num_classes` sizes the `ce` head (null: the number of classes of the training sources). An
-    objective reads the keys it needs and ignores the others."""
+    UniCL loss over images and texts (the default); the paper's baselines: `clip` (the CLIP loss
+    over the same images and texts, every sample its own positive), `multitask` (cross-entropy of
+    a linear head on the image-label samples plus `clip_weight` times the CLIP loss on the
+    image-text samples), and on the image tower only `ce` (linear classifier over the class ids,
+    cross-entropy) and `supcon` (SupCon on two augmented views of each image, at `temperature`).
+    `tile_size` bounds the memory of `unicl`, `clip` and `multitask`; `tile_precision` (`tf32` by
+    default, `fp32` or `bf16`) is the precision of their tiles' matrix products
+    (`unicl.objective.logsumexp`; the log-sum-exp accumulates in float32; TF32 only where the
+    hardware has it, so plain float32 on CPUs); `num_classes` sizes the head of `ce` and
+    `multitask` (null: the number of classes of the training sources). An objective reads the
+    keys it needs and ignores the others."""
 
     name: str = "unicl"
     tile_size: int | None = None
     tile_precision: Literal["fp32", "tf32", "bf16"] = "tf32"
     temperature: float = 0.1
     num_classes: int | None = None
+    clip_weight: float = 1.0
 
     def validate(self) -> None:
         objective_class(self.name)  # an unregistered name raises, listing the registered ones
         _require(self.temperature > 0, "objective.temperature", self.temperature, "> 0")
+        _require(self.clip_weight >= 0, "objective.clip_weight", self.clip_weight, ">= 0")
         if self.tile_size is not None:
             _require(self.tile_size > 0, "objective.tile_size", self.tile_size, "> 0 or null")
         if self.num_classes is not None:
