@@ -29,7 +29,7 @@ def atomic_path(path: str | os.PathLike, suffix: str = ".tmp") -> Iterator[Path]
         path.parent.mkdir(parents=True, exist_ok=True)
         handle, name = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=suffix)
     except OSError as error:
-        raise UserInputError(_cannot_write(path, error)) from None
+        raise UserInputError(cannot_write(path, error)) from None
     os.close(handle)
     temporary = Path(name)
     try:
@@ -39,12 +39,12 @@ def atomic_path(path: str | os.PathLike, suffix: str = ".tmp") -> Iterator[Path]
         os.chmod(temporary, 0o644)  # after writing: some writers replace the file with a 0600 one
         os.replace(temporary, path)
     except OSError as error:
-        raise UserInputError(_cannot_write(path, error)) from None
+        raise UserInputError(cannot_write(path, error)) from None
     finally:
         temporary.unlink(missing_ok=True)
 
 
-def _cannot_write(path: Path, error: OSError) -> str:
+def cannot_write(path: str | os.PathLike, error: OSError) -> str:
     """One line for a failed write: a read-only folder, a full disk, a missing permission."""
     return f"cannot write {path}: {error.strerror or error}; free space or choose a writable place"
 
