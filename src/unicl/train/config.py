@@ -25,11 +25,16 @@ from typing import Annotated, Any, Literal
 
 import yaml
 
-from unicl.config_checks import Range, build_dataclass
+from unicl.config_checks import Range, build_dataclass, describe_yaml_error
+from unicl.constants import MAX_SEED, MAX_THREADS
 from unicl.data.readers import parse_source
 from unicl.errors import UserInputError
+from unicl.files import read_utf8
 from unicl.train.config_loading import apply_override
 from unicl.train.objective_registry import objective_class
+
+MAX_CLASSES = 10_000_000
+"""The most classes a `ce` head may have (ImageNet-21K has 21,841)."""
 
 
 def _require(condition: bool, key: str, value: Any, expected: str) -> None:
@@ -132,15 +137,13 @@ class ObjectiveConfig:
     name: str = "unicl"
     tile_size: int | None = None
     temperature: float = 0.1
-    num_classes: int | None = None
+    num_classes: Annotated[int, Range(2, MAX_CLASSES)] | None = None
 
     def validate(self) -> None:
         objective_class(self.name)  # an unregistered name raises, listing the registered ones
         _require(self.temperature > 0, "objective.temperature", self.temperature, "> 0")
         if self.tile_size is not None:
             _require(self.tile_size > 0, "objective.tile_size", self.tile_size, "> 0 or null")
-        if self.num_classes is not None:
-            _require(self.num_classes > 1, "objective.num_classes", self.num_classes, "> 1 or null")
 
 
 @dataclass
@@ -210,17 +213,15 @@ class RunConfig:
     deterministic kernels (bit-identical resumption on CPU)."""
 
     output_dir: str = "runs/unicl"
-    seed: int = 0
+    seed: Annotated[int, Range(0, MAX_SEED)] = 0
     device: Literal["auto", "cpu", "cuda"] = "auto"
     precision: Literal["fp32", "bf16", "fp16"] = "fp32"
     deterministic: bool = False
     max_nonfinite: int = 5
-    threads: int | None = None
+    threads: Annotated[int, Range(1, MAX_THREADS)] | None = None
 
     def validate(self) -> None:
         _require(self.max_nonfinite > 0, "run.max_nonfinite", self.max_nonfinite, "> 0")
-        if self.threads is not None:
-            _require(self.threads > 0, "run.threads", self.threads, "> 0 or null")
         if self.precision == "fp16":
             _require(
                 self.device != "cpu",
@@ -357,9 +358,11 @@ def load_training_config(path: str | Path, overrides: list[str] = ()) -> TrainCo
     if not path.is_file():
         raise UserInputError(f"training config {str(path)!r} does not exist; pass a YAML file")
     try:
-        raw = yaml.safe_load(path.read_text()) or {}
+        raw = yaml.safe_load(read_utf8(path)) or {}
     except yaml.YAMLError as error:
-        raise UserInputError(f"training config {str(path)!r} is not valid YAML: {error}") from None
+        raise UserInputError(
+            f"training config {str(path)!r} is not valid YAML: {describe_yaml_error(error)}"
+        ) from None
     if not isinstance(raw, dict):
         raise UserInputError(f"training config {str(path)!r} must be a mapping of sections")
     for assignment in overrides:
