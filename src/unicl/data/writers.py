@@ -63,9 +63,16 @@ def encoded_image(raw: RawSample) -> tuple[str, bytes]:
 
 
 def write_shards(source: Source, out: Path, per_shard: int, prefix: str = "shard") -> dict:
-    """Write `source` as shards `out/PREFIX-000000.tar`, ...; returns counts (written, bad causes)."""
+    """Write `source` as shards `out/PREFIX-000000.tar`, ...; returns counts (written, bad causes).
+    `prefix` is a plain file name (no folder, not hidden, no `%`), so every shard lands inside
+    `out` under the name it reports."""
     if per_shard < 1:
         raise UserInputError(f"--per-shard {per_shard} must be at least 1")
+    if not prefix or Path(prefix).name != prefix or prefix.startswith(".") or "%" in prefix:
+        raise UserInputError(
+            f"--prefix {prefix!r} must be a plain file name such as 'train' (no folder, no "
+            "leading dot, no %): shards are written inside --out"
+        )
     bad: Counter = Counter()
     written = 0
     with fresh_directory(out) as work:
