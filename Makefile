@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test lint bench experiments experiments-full clean
+.PHONY: demo test lint bench faults experiments experiments-full clean
 
 # Reuse a torch that the interpreter already has (the pin in pyproject.toml admits it);
 # otherwise pip installs the CPU wheel that the pin selects.
@@ -47,6 +47,11 @@ bench: $(STAMP)
 	$(BIN)/python benchmarks/encoders.py --threads 1
 	$(BIN)/python -W ignore benchmarks/data.py
 	$(BIN)/python benchmarks/train_step.py --threads 1
+
+# The fault cases of docs/reliability.md against the real command (about 35 minutes on 2 shared
+# cores); results under runs/faults/, one file per case, so an interrupted run continues.
+faults: $(STAMP)
+	nice -n 10 $(BIN)/python -m benchmarks.faults --jobs 2
 
 # The paper's claims at CPU scale (docs/experiments.md): the short variants, minutes each.
 experiments: $(STAMP)

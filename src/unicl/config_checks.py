@@ -41,6 +41,14 @@ class Range:
         return f"{'(' if self.low_open else '['}{self.low}, {self.high}{')' if self.high_open else ']'}"
 
 
+def describe_yaml_error(error: Exception) -> str:
+    """A `yaml.YAMLError` on one line: what is wrong and where (`... at line L, column C`)."""
+    problem = getattr(error, "problem", None) or getattr(error, "context", None) or "not YAML"
+    mark = getattr(error, "problem_mark", None) or getattr(error, "context_mark", None)
+    where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark is not None else ""
+    return f"{problem}{where}"
+
+
 def did_you_mean(name: object, choices: Iterable[str]) -> str:
     """` (did you mean 'x'?)` for the closest of `choices` to `name`, or an empty string."""
     hint = difflib.get_close_matches(str(name), list(choices), n=1)

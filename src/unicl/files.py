@@ -1,4 +1,5 @@
-"""Writing files so that a crash never leaves a half-written file in place of a good one.
+"""Writing files so that a crash never leaves a half-written file in place of a good one, and
+reading the user's text files with one-line errors.
 
 Every output of the project (weights, checkpoints, configs, results, figures, embeddings) is written
 to a temporary file in the target's directory, flushed to disk, then renamed over the target: the
@@ -29,7 +30,7 @@ def atomic_path(path: str | os.PathLike, suffix: str = ".tmp") -> Iterator[Path]
         path.parent.mkdir(parents=True, exist_ok=True)
         handle, name = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=suffix)
     except OSError as error:
-        raise UserInputError(_cannot_write(path, error)) from None
+        raise UserInputError(cannot_write(path, error)) from None
     os.close(handle)
     temporary = Path(name)
     try:
@@ -39,14 +40,25 @@ def atomic_path(path: str | os.PathLike, suffix: str = ".tmp") -> Iterator[Path]
         os.chmod(temporary, 0o644)  # after writing: some writers replace the file with a 0600 one
         os.replace(temporary, path)
     except OSError as error:
-        raise UserInputError(_cannot_write(path, error)) from None
+        raise UserInputError(cannot_write(path, error)) from None
     finally:
         temporary.unlink(missing_ok=True)
 
 
-def _cannot_write(path: Path, error: OSError) -> str:
+def cannot_write(path: str | os.PathLike, error: OSError) -> str:
     """One line for a failed write: a read-only folder, a full disk, a missing permission."""
     return f"cannot write {path}: {error.strerror or error}; free space or choose a writable place"
+
+
+def read_utf8(path: str | os.PathLike) -> str:
+    """The text of the UTF-8 file `path`; a file in another encoding is a `UserInputError` that
+    names it and the first byte that does not decode."""
+    try:
+        return Path(path).read_text(encoding="utf-8")
+    except UnicodeDecodeError as error:
+        raise UserInputError(
+            f"{path} is not UTF-8 text ({error.reason} at byte {error.start}); save it as UTF-8"
+        ) from None
 
 
 def write_text_atomic(path: str | os.PathLike, text: str) -> None:

@@ -12,6 +12,7 @@ import os
 from pathlib import Path
 
 from unicl.errors import UserInputError
+from unicl.files import read_utf8
 
 DEFAULT_TEMPLATES = (
     "a photo of a {}.",
@@ -139,7 +140,7 @@ def get_templates(name_or_file: str | os.PathLike) -> tuple[str, ...]:
             f"templates {str(name_or_file)!r} are neither a named set ({', '.join(TEMPLATE_SETS)}) "
             "nor a file with one template per line"
         )
-    lines = [line.strip() for line in path.read_text(encoding="utf-8").splitlines()]
+    lines = [line.strip() for line in read_utf8(path).splitlines()]
     templates = tuple(
         validate_template(line, f"{path}:{number}")
         for number, line in enumerate(lines, start=1)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import resource
 import subprocess
 import sys
 from dataclasses import dataclass
@@ -28,14 +29,20 @@ class Outcome:
         return self.stderr
 
 
-def run_unicl(*argv: object, cwd: Path | None = None) -> Outcome:
-    """`python -m unicl ARGV...` in a fresh process, as a user runs it."""
+def run_unicl(*argv: object, cwd: Path | None = None, max_file_bytes: int | None = None) -> Outcome:
+    """`python -m unicl ARGV...` in a fresh process, as a user runs it. `max_file_bytes` limits
+    the size of every file it writes (RLIMIT_FSIZE): a bigger write fails as on a full disk."""
+
+    def limit() -> None:
+        resource.setrlimit(resource.RLIMIT_FSIZE, (max_file_bytes, max_file_bytes))
+
     done = subprocess.run(
         [sys.executable, "-m", "unicl", *map(str, argv)],
         capture_output=True,
         text=True,
         cwd=cwd,
         timeout=300,
+        preexec_fn=None if max_file_bytes is None else limit,
     )
     return Outcome(done.returncode, done.stdout, done.stderr)
 

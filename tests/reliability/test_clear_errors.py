@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import numpy as np
 from PIL import Image
@@ -85,3 +86,47 @@ def test_an_npz_of_images_and_captions_is_image_text(tmp_path):
     assert outcome.status == 0, outcome.stderr
     report = json.loads(outcome.stdout)
     assert (report["modality"], report["samples"], report["classes"]) == ("image-text", 3, [])
+
+
+class WritesMarker:
+    """Unpickling this would call `exec`, which writes `marker`."""
+
+    def __init__(self, marker):
+        self.marker = str(marker)
+
+    def __reduce__(self):
+        return exec, (f"open({self.marker!r}, 'w').write('ran')",)
+
+
+def _npz(path, **arrays):
+    with path.open("wb") as handle:
+        np.savez(handle, **arrays)
+    return path
+
+
+def test_damaged_and_hostile_arrays_are_one_line(tmp_path):
+    images = np.zeros((4, 8, 8), np.uint8)
+    marker = tmp_path / "code-ran"
+    demo_labels = Path("data/demo/fashion-mnist/t10k-labels-idx1-ubyte.gz").read_bytes()
+    idx = tmp_path / "idx"
+    idx.mkdir()
+    (idx / "t10k-images-idx3-ubyte.gz").write_bytes(
+        Path("data/demo/fashion-mnist/t10k-images-idx3-ubyte.gz").read_bytes()[:50_000]
+    )
+    (idx / "t10k-labels-idx1-ubyte.gz").write_bytes(demo_labels)
+    (tmp_path / "zip.npz").write_bytes(b"PK\x03\x04 not a zip" * 10)
+    cases = {
+        f"{idx}#t10k": "t10k-images-idx3-ubyte.gz is not a readable gzip file (Compressed file",
+        str(tmp_path / "zip.npz"): "zip.npz is not a readable NPZ archive (File is not a zip",
+        str(_npz(tmp_path / "pickle.npz", images=images, labels=np.array(
+            [WritesMarker(marker)] * 4, dtype=object))): "Object arrays cannot be loaded",
+        str(_npz(tmp_path / "empty.npz", images=images[:0], labels=np.zeros(0, int))):
+            "empty.npz holds no images",
+        str(_npz(tmp_path / "flat.npz", images=images, labels=np.zeros((4, 2), int))):
+            "expected integer labels [N], got int64 (4, 2)",
+    }  # fmt: skip
+    for source, message in cases.items():
+        outcome = run_unicl("data", "inspect", source)
+        assert outcome.status == 2, source
+        assert message in outcome.error_line
+    assert not marker.exists()

@@ -7,6 +7,7 @@ from pathlib import Path
 
 import torch
 
+from unicl.constants import MAX_THREADS
 from unicl.errors import UserInputError
 from unicl.files import refuse_existing
 from unicl.models import UniCLModel, load
@@ -50,8 +51,8 @@ def load_model(args: argparse.Namespace) -> UniCLModel:
     if args.batch_size < 1:
         raise UserInputError(f"--batch-size is {args.batch_size}; it must be at least 1")
     if args.threads is not None:
-        if args.threads < 1:
-            raise UserInputError(f"--threads is {args.threads}; it must be at least 1")
+        if not 1 <= args.threads <= MAX_THREADS:
+            raise UserInputError(f"--threads is {args.threads}; it must be in [1, {MAX_THREADS}]")
         torch.set_num_threads(args.threads)
     if not args.model_dir.is_dir():
         raise UserInputError(

@@ -15,7 +15,8 @@ from unicl.data.inspection import inspect_source
 from unicl.data.prepare import prepare_fashion_mnist
 from unicl.data.readers import open_source, source_kinds
 from unicl.data.writers import write_shards
-from unicl.files import refuse_existing
+from unicl.errors import UserInputError
+from unicl.files import refuse_existing, refuse_filled_folder
 
 DATASETS = ("fashion-mnist",)
 
@@ -64,6 +65,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 
 def run_inspect(args: argparse.Namespace) -> int:
+    if args.limit is not None and args.limit < 1:
+        raise UserInputError(f"--limit is {args.limit}; it must be at least 1")
     if args.sheet is not None:
         refuse_existing(args.sheet, overwrite=args.overwrite)
     report = inspect_source(args.source, sheet=args.sheet, limit=args.limit)
@@ -86,6 +89,7 @@ def run_inspect(args: argparse.Namespace) -> int:
 
 
 def run_prepare(args: argparse.Namespace) -> int:
+    refuse_filled_folder(args.out)
     report = prepare_fashion_mnist(args.out, args.format, args.per_shard, args.source)
     print(f"read {report['from']}")
     for split in ("train", "test"):

@@ -17,6 +17,7 @@ from unicl.cli.common import (
 )
 from unicl.errors import UserInputError
 from unicl.evaluate.export import export_embeddings, export_text_embeddings, output_paths
+from unicl.files import read_utf8
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -40,12 +41,7 @@ def read_texts(path: Path) -> list[str]:
     """The non-empty lines of a UTF-8 file, stripped."""
     if not path.is_file():
         raise UserInputError(f"texts file {path} does not exist")
-    try:
-        lines = path.read_text(encoding="utf-8").splitlines()
-    except UnicodeDecodeError as error:
-        raise UserInputError(
-            f"{path} is not UTF-8 text ({error.reason}); save it as UTF-8"
-        ) from None
+    lines = read_utf8(path).splitlines()
     texts = [line.strip() for line in lines if line.strip()]
     if not texts:
         raise UserInputError(f"{path} holds no texts; write one per line")

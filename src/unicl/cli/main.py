@@ -56,19 +56,27 @@ def build_parser(argv: list[str] | None = None) -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
+    """Run the command; exit status 2 for an error the user can fix, 130 for Ctrl-C (at any
+    moment, also while the command's modules are still loading)."""
+    try:
+        return _run(argv)
+    except KeyboardInterrupt:
+        print("unicl: interrupted", file=sys.stderr)
+        return 130
+
+
+def _run(argv: list[str] | None) -> int:
     parser = build_parser(argv)
     args = parser.parse_args(argv)
     if not hasattr(args, "func"):
-        parser.print_help()
+        parser.print_help(sys.stderr)
+        print("unicl: error: name a command, e.g. unicl train CONFIG.yaml", file=sys.stderr)
         return 2
     try:
         return args.func(args) or 0
     except (UserInputError, FileNotFoundError) as error:
         print(f"unicl: error: {error}", file=sys.stderr)
         return 2
-    except KeyboardInterrupt:
-        print("unicl: interrupted", file=sys.stderr)
-        return 130
 
 
 if __name__ == "__main__":

@@ -9,6 +9,7 @@ from pathlib import Path
 from unicl.cli.common import add_model_options, load_model
 from unicl.errors import UserInputError
 from unicl.evaluate import Prediction, predict
+from unicl.files import read_utf8
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -32,7 +33,7 @@ def read_labels(args: argparse.Namespace) -> list[str]:
         return [name.strip() for name in args.labels.split(",") if name.strip()]
     if not args.labels_file.is_file():
         raise UserInputError(f"labels file {str(args.labels_file)!r} does not exist")
-    lines = args.labels_file.read_text(encoding="utf-8").splitlines()
+    lines = read_utf8(args.labels_file).splitlines()
     return [line.strip() for line in lines if line.strip()]
 
 

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import gzip
+import zipfile
+import zlib
 from pathlib import Path
 
 import numpy as np
@@ -19,7 +21,12 @@ def read_idx(path: Path) -> np.ndarray:
     """An IDX array (optionally gzip-compressed): magic `0 0 type ndim`, big-endian u32 dims."""
     data = path.read_bytes()
     if data[:2] == b"\x1f\x8b":
-        data = gzip.decompress(data)
+        try:
+            data = gzip.decompress(data)
+        except (OSError, EOFError, zlib.error) as error:  # cut short or not gzip after all
+            raise UserInputError(
+                f"{path} is not a readable gzip file ({error}); fetch it again"
+            ) from None
     if len(data) < 4 or data[0] != 0 or data[1] != 0 or data[2] != 0x08:
         raise UserInputError(f"{path} is not an IDX file of unsigned bytes (bad magic number)")
     ndim = data[3]
@@ -58,6 +65,12 @@ class ArraySource(IndexedSource):
             raise UserInputError(
                 f"{spec.location}: expected uint8 images [N,H,W] or [N,H,W,3] and {count} labels or "
                 f"captions, got {images.dtype} {images.shape}"
+            )
+        if count == 0:
+            raise UserInputError(f"{spec.location} holds no images")
+        if labels is not None and (labels.ndim != 1 or labels.dtype.kind not in "iu"):
+            raise UserInputError(
+                f"{spec.location}: expected integer labels [N], got {labels.dtype} {labels.shape}"
             )
         self.images, self.texts = images, texts
         if texts is not None:
@@ -127,14 +140,28 @@ class NpzSource(ArraySource):
         path = Path(spec.location)
         if not path.is_file():
             raise UserInputError(f"NPZ file {path} does not exist")
+        try:
+            images, labels, names, texts = self._arrays(spec, path)
+        except (zipfile.BadZipFile, OSError, EOFError, KeyError) as error:
+            raise UserInputError(f"{path} is not a readable NPZ archive ({error})") from None
+        except ValueError as error:  # an object array: reading it would unpickle, never done
+            if isinstance(error, UserInputError):
+                raise
+            raise UserInputError(f"{path}: {error}; save plain numeric arrays") from None
+        if texts is not None:
+            super().__init__(spec, images, None, None, texts=texts)
+        else:
+            super().__init__(spec, images, labels, names or _names_beside(path.parent))
+
+    def _arrays(self, spec: SourceSpec, path: Path) -> tuple:
+        """(images, labels, class names, captions) read from the archive; None where absent."""
         with np.load(path, allow_pickle=False) as archive:
             keys = set(archive.files)
             split = spec.split or "train"
             pairs = [(f"x_{split}", f"y_{split}"), *self._KEY_PAIRS]
             if {"images", "captions"} <= keys:  # image-text
                 texts = [str(caption) for caption in archive["captions"]]
-                super().__init__(spec, archive["images"], None, None, texts=texts)
-                return
+                return archive["images"], None, None, texts
             found = next(((x, y) for x, y in pairs if x in keys and y in keys), None)
             if found is None:
                 raise UserInputError(
@@ -143,8 +170,7 @@ class NpzSource(ArraySource):
                 )
             stored = next((k for k in self.CLASS_NAME_KEYS if k in keys), None)
             names = None if stored is None else [str(n) for n in archive[stored]]
-            images, labels = archive[found[0]], archive[found[1]]
-        super().__init__(spec, images, labels, names or _names_beside(path.parent))
+            return archive[found[0]], archive[found[1]], names, None
 
 
 def _is_idx(location: str) -> bool:

@@ -6,6 +6,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from unicl.errors import UserInputError
+from unicl.files import read_utf8
 
 KNOWN_CLASS_NAMES: dict[str, tuple[str, ...]] = {
     # Fashion-MNIST's labels in order; "T-shirt/top" reads "t-shirt or top" (a valid folder name).
@@ -37,7 +38,7 @@ def read_class_names(name_or_file: str | Path) -> list[str]:
             f"classes {str(name_or_file)!r} are neither a known dataset "
             f"({', '.join(KNOWN_CLASS_NAMES)}) nor a file with one class name per line"
         )
-    names = [line.strip() for line in path.read_text(encoding="utf-8").splitlines()]
+    names = [line.strip() for line in read_utf8(path).splitlines()]
     names = [name for name in names if name]
     if not names:
         raise UserInputError(f"{path} holds no class names; write one per line")

@@ -21,6 +21,7 @@ import webdataset as wds
 from unicl.data.images import BadSample, load_image
 from unicl.data.source import Modality, RawSample, Source, decode
 from unicl.errors import UserInputError
+from unicl.files import cannot_write
 
 DIRECT_SUFFIXES = {".jpg": "jpg", ".jpeg": "jpg", ".png": "png", ".webp": "webp"}
 
@@ -29,17 +30,24 @@ DIRECT_SUFFIXES = {".jpg": "jpg", ".jpeg": "jpg", ".png": "png", ".webp": "webp"
 def fresh_directory(out: Path) -> Iterator[Path]:
     """A temporary folder beside `out`, renamed to `out` when the block succeeds.
 
-    Refuses an `out` that already exists and is not empty, so no user data is overwritten.
+    Refuses an `out` that already exists and is not empty, so no user data is overwritten. A
+    failed write (a full disk, a read-only place) is one `UserInputError` naming `out`, and the
+    temporary folder is removed.
     """
     if out.exists() and any(out.iterdir()):
         raise UserInputError(f"{out} already exists and is not empty; choose a new --out folder")
-    out.parent.mkdir(parents=True, exist_ok=True)
-    work = Path(tempfile.mkdtemp(prefix=f".{out.name}.", dir=out.parent))
+    try:
+        out.parent.mkdir(parents=True, exist_ok=True)
+        work = Path(tempfile.mkdtemp(prefix=f".{out.name}.", dir=out.parent))
+    except OSError as error:
+        raise UserInputError(cannot_write(out, error)) from None
     try:
         yield work
         if out.exists():
             out.rmdir()
         work.rename(out)
+    except OSError as error:
+        raise UserInputError(cannot_write(out, error)) from None
     finally:
         shutil.rmtree(work, ignore_errors=True)
 
@@ -55,9 +63,16 @@ def encoded_image(raw: RawSample) -> tuple[str, bytes]:
 
 
 def write_shards(source: Source, out: Path, per_shard: int, prefix: str = "shard") -> dict:
-    """Write `source` as shards `out/PREFIX-000000.tar`, ...; returns counts (written, bad causes)."""
+    """Write `source` as shards `out/PREFIX-000000.tar`, ...; returns counts (written, bad causes).
+    `prefix` is a plain file name (no folder, not hidden, no `%`), so every shard lands inside
+    `out` under the name it reports."""
     if per_shard < 1:
         raise UserInputError(f"--per-shard {per_shard} must be at least 1")
+    if not prefix or Path(prefix).name != prefix or prefix.startswith(".") or "%" in prefix:
+        raise UserInputError(
+            f"--prefix {prefix!r} must be a plain file name such as 'train' (no folder, no "
+            "leading dot, no %): shards are written inside --out"
+        )
     bad: Counter = Counter()
     written = 0
     with fresh_directory(out) as work:

@@ -18,8 +18,9 @@ from typing import Annotated, Any
 
 import yaml
 
-from unicl.config_checks import Range, build_dataclass
+from unicl.config_checks import Range, build_dataclass, describe_yaml_error
 from unicl.errors import UserInputError
+from unicl.files import read_utf8
 from unicl.models.registry import IMAGE_TOWERS, TEXT_TOWERS
 from unicl.models.tower import ContextLength, ImageSize, Width
 
@@ -117,11 +118,15 @@ def load_model_config(name_or_path: str | os.PathLike) -> ModelConfig:
                 f"{str(name_or_path)!r} is neither a model name ({', '.join(list_models())}) "
                 "nor a .yaml/.json config file; to load a saved model use unicl.load(DIR)"
             )
+    text = read_utf8(path)
     try:
-        text = path.read_text(encoding="utf-8")
         raw = json.loads(text) if path.suffix == ".json" else yaml.safe_load(text)
-    except (yaml.YAMLError, json.JSONDecodeError, UnicodeDecodeError) as error:
-        raise UserInputError(f"{path} is not a valid config file: {error}") from error
+    except json.JSONDecodeError as error:
+        raise UserInputError(f"{path} is not a valid config file: {error}") from None
+    except yaml.YAMLError as error:
+        raise UserInputError(
+            f"{path} is not a valid config file: {describe_yaml_error(error)}"
+        ) from None
     return model_config_from_dict(raw, source=str(path))
 
 

@@ -10,9 +10,12 @@ when one is loaded; `text.package` names a packaged tower instead (`PACKAGED_TEX
 
 from __future__ import annotations
 
+import contextlib
 import importlib.metadata
 import os
 from pathlib import Path
+
+import torch
 
 from unicl.errors import UserInputError
 from unicl.models.card import read_provenance
@@ -83,17 +86,53 @@ def _tower_arguments(
     return cls, kwargs
 
 
-def _construct(cls: type[Tower], kwargs: dict, where: str) -> Tower:
+def _construct(registry: TowerRegistry, cls: type[Tower], kwargs: dict, where: str) -> Tower:
     try:
+        if kwargs.get(registry.stand_ins["package"]) is None:  # a tower that reads no files
+            _refuse_oversized(cls, kwargs, where)
         return cls(**kwargs)
     except (TypeError, ValueError) as error:
         raise UserInputError(f"{where}: {error}") from error
 
 
+def _refuse_oversized(cls: type[Tower], kwargs: dict, where: str) -> None:
+    """Refuse a tower whose float32 parameters would not fit in the memory this process may use.
+
+    Every size of a config is bounded, but their product may still be absurd (1024 blocks of
+    width 16384); the tower is built on the meta device, which allocates nothing, to count them.
+    """
+    with torch.device("meta"):
+        count = sum(p.numel() for p in cls(**kwargs).parameters())
+    limit = _usable_memory()
+    if limit is not None and 4 * count > limit:
+        raise UserInputError(
+            f"{where}: {count / 1e9:.1f} billion parameters need {4 * count / 2**30:,.0f} GiB "
+            f"in float32, more than the {limit / 2**30:,.0f} GiB of memory here; check its sizes "
+            "(widths, layers)"
+        )
+
+
+def _usable_memory() -> int | None:
+    """Bytes of memory this process may use: the machine's physical memory, or its address-space
+    limit when lower; None where neither is known."""
+    limits = []
+    with contextlib.suppress(ValueError, OSError, AttributeError):
+        limits.append(os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES"))
+    with contextlib.suppress(ImportError, ValueError, OSError):
+        import resource
+
+        soft, _ = resource.getrlimit(resource.RLIMIT_AS)
+        if soft != resource.RLIM_INFINITY:
+            limits.append(soft)
+    return min(limits) if limits else None
+
+
 def build_image_encoder(spec: dict, image_size: int, base_dir: Path | None = None) -> ImageTower:
     """`spec` = `{arch: family or variant, **constructor arguments}` -> an `ImageTower`."""
     cls, kwargs = _tower_arguments(IMAGE_TOWERS, spec, base_dir)
-    return _construct(cls, {**kwargs, "image_size": image_size}, f"vision ({spec['arch']})")
+    return _construct(
+        IMAGE_TOWERS, cls, {**kwargs, "image_size": image_size}, f"vision ({spec['arch']})"
+    )
 
 
 def config_tokenizer(config: ModelConfig, base_dir: Path | None = None) -> Tokenizer:
@@ -128,7 +167,9 @@ def model_from_config(
         pad_id=tokenizer.pad_id,
         context_length=config.context_length,
     )
-    text_encoder = _construct(text_cls, {**text_kwargs, **common}, f"text ({config.text['arch']})")
+    text_encoder = _construct(
+        TEXT_TOWERS, text_cls, {**text_kwargs, **common}, f"text ({config.text['arch']})"
+    )
     return UniCLModel(image_encoder, text_encoder, tokenizer, config)
 
 

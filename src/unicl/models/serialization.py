@@ -44,7 +44,10 @@ def save_directory(
             f"(e.g. {', '.join(broken[:3])}); the training diverged, lower the learning rate"
         )
     with atomic_path(directory / WEIGHTS_FILE, ".safetensors") as weights:
-        save_file(tensors, str(weights), metadata={"format": "pt"})
+        try:
+            save_file(tensors, str(weights), metadata={"format": "pt"})
+        except SafetensorError as error:  # a failed write (full disk): atomic_path names it
+            raise OSError(str(error)) from None
     for name, text in files.items():
         write_text_atomic(directory / name, text)
     record = {"format": FORMAT, "version": VERSION, **config}

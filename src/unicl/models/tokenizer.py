@@ -22,6 +22,8 @@ from tokenizers import Regex, decoders, models, normalizers, pre_tokenizers, pro
 
 from unicl.errors import UserInputError
 
+MAX_VOCAB_SIZE = 1 << 24
+
 PAD, START, END = "<|pad|>", "<|startoftext|>", "<|endoftext|>"
 PAD_CANDIDATES = (PAD, "[PAD]", "<pad>")
 SHIPPED_DIR = Path(__file__).parent / "tokenizers"
@@ -107,11 +109,16 @@ def resolve_tokenizer_path(name_or_path: str | os.PathLike) -> Path:
 def train_bpe(
     texts: Iterable[str], vocab_size: int, min_frequency: int = 2
 ) -> tokenizers.Tokenizer:
-    """Train a lower-casing byte-level BPE that wraps every text as `<|startoftext|> ... <|endoftext|>`."""
+    """Train a lower-casing byte-level BPE that wraps every text as `<|startoftext|> ... <|endoftext|>`.
+
+    `vocab_size` is at least 300 (256 bytes, 3 specials and some merges) and at most 2^24 (the
+    token ids a model config admits, `unicl.models.tower.TokenId`)."""
     if vocab_size < 300:
         raise UserInputError(
             f"vocab size {vocab_size} is too small: byte-level BPE needs 256 bytes + 3 specials"
         )
+    if vocab_size > MAX_VOCAB_SIZE:
+        raise UserInputError(f"vocab size {vocab_size} is too large: at most {MAX_VOCAB_SIZE}")
     backend = tokenizers.Tokenizer(models.BPE())
     backend.normalizer = normalizers.Sequence([normalizers.NFC(), normalizers.Lowercase()])
     backend.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=True)

@@ -95,11 +95,31 @@ def resolve_resume(spec: str, output_dir: str | Path) -> Path:
 
 
 def load_checkpoint(path: str | Path) -> dict[str, Any]:
-    """Read a checkpoint written by `save_checkpoint` (tensors and plain Python values only)."""
+    """Read a checkpoint written by `save_checkpoint` (tensors and plain Python values only).
+
+    Any other file, damaged or never a checkpoint, is one `UserInputError`: the bytes of a file
+    that is not a checkpoint make PyTorch's reader fail in many ways (`KeyError`, `ValueError`,
+    `UnpicklingError`, ...)."""
     try:
-        return torch.load(path, map_location="cpu", weights_only=True)
-    except (RuntimeError, EOFError, OSError, UnpicklingError) as error:
-        raise UserInputError(f"cannot read checkpoint {str(path)!r}: {error}") from None
+        payload = torch.load(path, map_location="cpu", weights_only=True)
+    except (
+        RuntimeError,
+        EOFError,
+        OSError,
+        UnpicklingError,
+        KeyError,
+        ValueError,
+        IndexError,
+    ) as error:
+        raise UserInputError(
+            f"cannot read checkpoint {str(path)!r}: it is damaged or was not written by unicl "
+            f"train ({type(error).__name__}: {str(error).splitlines()[0] if str(error) else ''})"
+        ) from None
+    if not isinstance(payload, dict):
+        raise UserInputError(
+            f"{str(path)!r} holds a {type(payload).__name__}, not a checkpoint of unicl train"
+        )
+    return payload
 
 
 def capture_rng_state() -> dict[str, Any]:

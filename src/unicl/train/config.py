@@ -25,11 +25,16 @@ from typing import Annotated, Any, Literal
 
 import yaml
 
-from unicl.config_checks import Range, build_dataclass
+from unicl.config_checks import Range, build_dataclass, describe_yaml_error
+from unicl.constants import MAX_SEED, MAX_THREADS
 from unicl.data.readers import parse_source
 from unicl.errors import UserInputError
+from unicl.files import read_utf8
 from unicl.train.config_loading import apply_override
 from unicl.train.objective_registry import objective_class
+
+MAX_CLASSES = 10_000_000
+"""The most classes a `ce` head may have (ImageNet-21K has 21,841)."""
 
 
 def _require(condition: bool, key: str, value: Any, expected: str) -> None:
@@ -142,7 +147,7 @@ class ObjectiveConfig:
     tile_size: int | None = None
     tile_precision: Literal["fp32", "tf32", "bf16"] = "tf32"
     temperature: float = 0.1
-    num_classes: int | None = None
+    num_classes: Annotated[int, Range(2, MAX_CLASSES)] | None = None
     clip_weight: float = 1.0
 
     def validate(self) -> None:
@@ -151,8 +156,6 @@ class ObjectiveConfig:
         _require(self.clip_weight >= 0, "objective.clip_weight", self.clip_weight, ">= 0")
         if self.tile_size is not None:
             _require(self.tile_size > 0, "objective.tile_size", self.tile_size, "> 0 or null")
-        if self.num_classes is not None:
-            _require(self.num_classes > 1, "objective.num_classes", self.num_classes, "> 1 or null")
 
 
 @dataclass
@@ -250,12 +253,12 @@ class RunConfig:
     checkpoint (exit status 1) or `warn` and go on."""
 
     output_dir: str = "runs/unicl"
-    seed: int = 0
+    seed: Annotated[int, Range(0, MAX_SEED)] = 0
     device: Literal["auto", "cpu", "cuda"] = "auto"
     precision: Literal["fp32", "bf16", "fp16"] = "fp32"
     deterministic: bool = False
     max_nonfinite: int = 5
-    threads: int | None = None
+    threads: Annotated[int, Range(1, MAX_THREADS)] | None = None
     compile: bool = False
     timeout_minutes: float = 30.0
     sharding: Literal["ddp", "fsdp"] = "ddp"
@@ -264,8 +267,6 @@ class RunConfig:
     def validate(self) -> None:
         _require(self.max_nonfinite > 0, "run.max_nonfinite", self.max_nonfinite, "> 0")
         _require(self.timeout_minutes > 0, "run.timeout_minutes", self.timeout_minutes, "> 0")
-        if self.threads is not None:
-            _require(self.threads > 0, "run.threads", self.threads, "> 0 or null")
         if self.precision == "fp16":
             _require(
                 self.device != "cpu",
@@ -409,9 +410,11 @@ def load_training_config(path: str | Path, overrides: list[str] = ()) -> TrainCo
     if not path.is_file():
         raise UserInputError(f"training config {str(path)!r} does not exist; pass a YAML file")
     try:
-        raw = yaml.safe_load(path.read_text()) or {}
+        raw = yaml.safe_load(read_utf8(path)) or {}
     except yaml.YAMLError as error:
-        raise UserInputError(f"training config {str(path)!r} is not valid YAML: {error}") from None
+        raise UserInputError(
+            f"training config {str(path)!r} is not valid YAML: {describe_yaml_error(error)}"
+        ) from None
     if not isinstance(raw, dict):
         raise UserInputError(f"training config {str(path)!r} must be a mapping of sections")
     for assignment in overrides:

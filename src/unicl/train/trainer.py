@@ -203,7 +203,7 @@ def _build_augment(config: TrainConfig, model: torch.nn.Module) -> BatchAugment:
         return BatchAugment(
             model.image_size, model.image_mean, model.image_std, **config.data.augment
         )
-    except TypeError as error:
+    except (TypeError, ValueError) as error:  # an unknown argument, a value kornia refuses
         raise UserInputError(f"config key 'data.augment': {error}") from None
 
 
