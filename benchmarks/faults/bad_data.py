@@ -197,9 +197,9 @@ def _npz(kind: str) -> Builder:
 def _command(command: str, source: str, folder: Path, fx: Fixtures) -> list[str]:
     if command == "inspect":
         return ["data", "inspect", source]
-    if command == "train":
+    if command == "train":  # batches of 4: the bad-data check, not the batch size, must stop it
         return ["train", str(fx.train_config), "--set", f"data.sources=[{source!r}]",
-                "--set", f"run.output_dir={folder / 'run'}"]  # fmt: skip
+                "--set", "data.batch_size=4", "--set", f"run.output_dir={folder / 'run'}"]  # fmt: skip
     kind = "retrieval" if command == "retrieval" else "zeroshot"
     return ["eval", kind, str(fx.model), "--data", source, "--out", str(folder / "result.json")]
 

@@ -89,13 +89,13 @@ def _tower_arguments(
 def _construct(registry: TowerRegistry, cls: type[Tower], kwargs: dict, where: str) -> Tower:
     try:
         if kwargs.get(registry.stand_ins["package"]) is None:  # a tower that reads no files
-            _refuse_oversized(cls, kwargs, where)
+            _refuse_oversized(cls, kwargs)
         return cls(**kwargs)
     except (TypeError, ValueError) as error:
         raise UserInputError(f"{where}: {error}") from error
 
 
-def _refuse_oversized(cls: type[Tower], kwargs: dict, where: str) -> None:
+def _refuse_oversized(cls: type[Tower], kwargs: dict) -> None:
     """Refuse a tower whose float32 parameters would not fit in the memory this process may use.
 
     Every size of a config is bounded, but their product may still be absurd (1024 blocks of
@@ -105,8 +105,8 @@ def _refuse_oversized(cls: type[Tower], kwargs: dict, where: str) -> None:
         count = sum(p.numel() for p in cls(**kwargs).parameters())
     limit = _usable_memory()
     if limit is not None and 4 * count > limit:
-        raise UserInputError(
-            f"{where}: {count / 1e9:.1f} billion parameters need {4 * count / 2**30:,.0f} GiB "
+        raise UserInputError(  # _construct prefixes `where`
+            f"{count / 1e9:.1f} billion parameters need {4 * count / 2**30:,.0f} GiB "
             f"in float32, more than the {limit / 2**30:,.0f} GiB of memory here; check its sizes "
             "(widths, layers)"
         )
