@@ -14,8 +14,9 @@ of unit features `f_i` is `1 - |mean_i f_i|^2` (0 when all are equal, near 1 whe
 every way).
 
 - `collapse` (stops the run under `run.on_collapse: stop`): the loss within `LOSS_MARGIN * chance`
-  of chance while the gradient norm is below `VANISHING_GRAD` times the largest of the run; or
-  the image or text spread below `MIN_SPREAD` after it had once been above `10 * MIN_SPREAD`.
+  of chance while the logged gradient norm is below `VANISHING_GRAD` times the largest logged so
+  far; or the window's mean image or text spread below `MIN_SPREAD` after some pass had it above
+  `10 * MIN_SPREAD` (features that start out alike, as deep towers' can, are not a collapse).
 - `divergence` (stops likewise): a loss that spikes and stays up, i.e. the median loss of the
   last `PATIENCE` windows back more than halfway from its lowest toward chance (or above it),
   after it had been `10 * LOSS_MARGIN * chance` below chance; or at least half of a window's
