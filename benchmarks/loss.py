@@ -37,10 +37,10 @@ import torch
 import torch.nn.functional as F
 
 from unicl import target_labels, unicl_loss
-from unicl.objective import logsumexp
+from unicl.objective import logsumexp, tile_products
 
 METHODS = ("clip", "unicl-dense", "unicl-tiled")
-PRECISIONS = logsumexp.TILE_PRECISIONS
+PRECISIONS = tile_products.TILE_PRECISIONS
 GPU_SIZES = (65536, 262144, 1048576)
 
 
@@ -192,8 +192,8 @@ def accuracy(sizes, dim: int, device: torch.device) -> None:
     """Relative error of the loss and of its gradients (Frobenius norm) at every tile precision,
     against the loss computed from its definition in float64 (fp32's row: float32's own error)."""
     if device.type != "cuda":  # no TF32 units here: round the operands as a tensor core would
-        plain = logsumexp._rounded
-        logsumexp._rounded = lambda t, p: round_to_tf32(t) if p == "tf32" else plain(t, p)
+        plain = tile_products.rounded
+        logsumexp.rounded = lambda t, p: round_to_tf32(t) if p == "tf32" else plain(t, p)
     print("\n| B | tile precision | loss rel. error | image grad | text grad | scale grad |")
     print("|---|---|---|---|---|---|")
     for batch in sizes:

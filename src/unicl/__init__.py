@@ -18,6 +18,9 @@ _HOMES = {
     "list_models": "unicl.models",
     "load": "unicl.models",
     "ClipLoss": "unicl.objective",
+    "LabelMix": "unicl.objective",
+    "LabelSigmoidLoss": "unicl.objective",
+    "label_sigmoid_loss": "unicl.objective",
     "MultiTaskLoss": "unicl.objective",
     "clip_loss": "unicl.objective",
     "multitask_loss": "unicl.objective",
@@ -29,6 +32,8 @@ _HOMES = {
 
 __all__ = [
     "ClipLoss",
+    "LabelMix",
+    "LabelSigmoidLoss",
     "MultiTaskLoss",
     "UniCLLoss",
     "UniCLModel",
@@ -37,6 +42,7 @@ __all__ = [
     "create_model",
     "create_model_and_transforms",
     "get_tokenizer",
+    "label_sigmoid_loss",
     "list_models",
     "load",
     "multitask_loss",
@@ -51,9 +57,12 @@ if TYPE_CHECKING:
     from unicl.models import UniCLModel, create_model, list_models, load
     from unicl.objective import (
         ClipLoss,
+        LabelMix,
+        LabelSigmoidLoss,
         MultiTaskLoss,
         UniCLLoss,
         clip_loss,
+        label_sigmoid_loss,
         multitask_loss,
         supcon_loss,
         target_labels,

@@ -59,6 +59,8 @@ class ModelConfig:
       so the model is an image encoder: everything that needs its texts refuses it.
     - `tower_lr_scale`: `{image, text}`, each tower's learning rate as a share of the rest's
       (`TowerLRScale`; 1 and 1 unless a tower comes pretrained).
+    - `init_logit_bias`: the model has a learned `logit_bias` (the sigmoid objective's `b`),
+      starting at this value; None (the default): no bias. OpenCLIP's key of the same meaning.
 
     The tower sections' keys are the registered family's constructor arguments (see
     `unicl.models.registry`), checked against its signature, annotations and bounds; the
@@ -76,6 +78,7 @@ class ModelConfig:
     text: dict[str, Any]
     image_only: bool = False
     tower_lr_scale: TowerLRScale = TowerLRScale()
+    init_logit_bias: Annotated[float, Range(-1e4, 1e4)] | None = None
 
     def validate(self) -> None:
         """Check the tower sections against their registered families."""
@@ -92,6 +95,8 @@ class ModelConfig:
             del record["image_only"]
         if self.tower_lr_scale == TowerLRScale():
             del record["tower_lr_scale"]
+        if self.init_logit_bias is None:
+            del record["init_logit_bias"]
         return record
 
 

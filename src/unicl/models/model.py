@@ -3,7 +3,9 @@
 Call shapes follow OpenCLIP's models so that harnesses written for them work unchanged:
 `encode_image(images float [B,3,H,W]) -> [B,E]`, `encode_text(tokens int64 [B,L]) -> [B,E]`,
 `forward(images, tokens) -> (image_features, text_features, logit_scale.exp())` with unit-norm
-features. `logit_scale` holds log(multiplier), initialised to log(1/0.07) and kept <= log(100).
+features, and `logit_bias` as a fourth element when the model has one (a model trained with the
+sigmoid objective). `logit_scale` holds log(multiplier), initialised to log(1/0.07) and kept
+<= log(100).
 """
 
 from __future__ import annotations
@@ -56,6 +58,9 @@ class UniCLModel(nn.Module):
         nn.init.normal_(self.image_projection.weight, std=image_encoder.width**-0.5)
         nn.init.normal_(self.text_projection.weight, std=text_encoder.width**-0.5)
         self.logit_scale = nn.Parameter(torch.tensor(INIT_LOGIT_SCALE))
+        self.logit_bias: nn.Parameter | None = None
+        if config.init_logit_bias is not None:
+            self.logit_bias = nn.Parameter(torch.tensor(config.init_logit_bias))
         self.text_cache: LockedTowerCache | None = None
         self.provenance: dict | None = None
 
@@ -93,14 +98,26 @@ class UniCLModel(nn.Module):
         features = self.text_projection(encoded)
         return F.normalize(features, dim=-1) if normalize else features
 
-    def forward(
-        self, images: torch.Tensor, tokens: torch.Tensor
-    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-        return (
+    def forward(self, images: torch.Tensor, tokens: torch.Tensor) -> tuple[torch.Tensor, ...]:
+        """`(image_features, text_features, logit_scale.exp())`, plus `logit_bias` when the model
+        has one (as OpenCLIP's models)."""
+        outputs = (
             self.encode_image(images, normalize=True),
             self.encode_text(tokens, normalize=True),
             self.logit_scale.exp(),
         )
+        return outputs if self.logit_bias is None else (*outputs, self.logit_bias)
+
+    @torch.no_grad()
+    def add_logit_bias(self, init_bias: float, init_logit_scale: float) -> None:
+        """Give the model a learned `logit_bias` starting at `init_bias`, and restart the logit
+        scale at `init_logit_scale` (its log): what the sigmoid objective does to a model that has
+        no bias yet. The config records the bias, so a saved model loads with it."""
+        if self.logit_bias is not None:
+            raise ValueError("the model already has a logit_bias")
+        self.config = dataclasses.replace(self.config, init_logit_bias=float(init_bias))
+        self.logit_bias = nn.Parameter(self.logit_scale.new_tensor(float(init_bias)))
+        self.logit_scale.fill_(init_logit_scale)
 
     def cache_text_features(self, max_entries: int = 100_000) -> None:
         """Encode each distinct token sequence once with the locked text tower, in eval mode, and
@@ -118,11 +135,13 @@ class UniCLModel(nn.Module):
         self.text_encoder.set_grad_checkpointing(enable)
 
     def no_weight_decay(self) -> set[str]:
-        """Full names of the tables the towers exclude from weight decay, and `logit_scale`."""
+        """Full names of the tables the towers exclude from weight decay, `logit_scale` and
+        `logit_bias`."""
         return {
             *(f"image_encoder.{name}" for name in self.image_encoder.no_weight_decay()),
             *(f"text_encoder.{name}" for name in self.text_encoder.no_weight_decay()),
             "logit_scale",
+            *(("logit_bias",) if self.logit_bias is not None else ()),
         }
 
     def save_pretrained(self, directory: str | os.PathLike) -> None:

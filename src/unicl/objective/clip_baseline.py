@@ -28,13 +28,13 @@ from torch import nn
 
 from unicl import process_group
 from unicl.objective.gather import BatchGather
+from unicl.objective.inputs import validate_inputs
 from unicl.objective.loss import (
     checked_tile_precision,
     checked_tile_size,
     float32_region,
     sharded_contrastive_loss,
     similarity_logsumexp,
-    validate_inputs,
 )
 from unicl.process_group import Group
 

@@ -19,6 +19,16 @@ Connections (the paper's Sec. 3.2):
   the classifier weights;
 * like SupCon, every sample with the query's label contributes to the numerator as a positive.
 
+Mixed images (mixup, cutmix; ``LabelMix``): image ``i`` is ``w_i`` of label ``y_i`` and
+``1 - w_i`` of ``y'_i`` (``m_i(c)``), texts are never mixed. The targets become the mixed label
+distributions: row ``i`` spreads ``w_i`` uniformly over ``P(y_i)`` and ``1 - w_i`` over
+``P(y'_i)``; column ``j`` weighs image ``i`` by ``m_i(y_j)``::
+
+    pos_i2t(i) = w_i * mean_{k in P(y_i)} s_ik + (1 - w_i) * mean_{k in P(y'_i)} s_ik
+    pos_t2i(j) = sum_i m_i(y_j) s_ij / sum_i m_i(y_j)
+
+With every ``w_i = 1`` this is the loss above. Both stay ``O(B * D)`` (``objective.positives``).
+
 Across the ``W`` processes of a group (:class:`UniCLLoss`), rank ``r`` holds ``b_r`` samples of a
 global batch of ``N = sum_r b_r``. It gathers every rank's features (with gradients) and labels and
 computes the terms of its own rows against all ``N`` columns, in both directions::
@@ -42,7 +52,11 @@ from torch import nn
 
 from unicl import process_group
 from unicl.objective.gather import BatchGather
-from unicl.objective.logsumexp import TILE_PRECISIONS, dense_logsumexp, tiled_logsumexp
+from unicl.objective.inputs import all_finite, raise_if_not_finite, validate_inputs
+from unicl.objective.logsumexp import dense_logsumexp, tiled_logsumexp
+from unicl.objective.positives import LabelGroups, Memberships, label_sums, positive_logits
+from unicl.objective.targets import LabelMix
+from unicl.objective.tile_products import TILE_PRECISIONS
 from unicl.process_group import Group
 
 
@@ -55,6 +69,7 @@ def unicl_loss(
     tile_size: int | None = None,
     tile_precision: str = "fp32",
     check_finite: bool = True,
+    mix: LabelMix | None = None,
 ) -> torch.Tensor:
     """The UniCL loss of one batch (see the module docstring for the equations).
 
@@ -72,6 +87,8 @@ def unicl_loss(
             whatever it is. The dense form (no ``tile_size``) computes in float32.
         check_finite: raise on NaN or infinity in the features or the scale (one host sync);
             False returns a non-finite loss for them instead.
+        mix: the labels of mixed images (mixup, cutmix), ``LabelMix``: the targets become the
+            mixed label distributions (module docstring, "Mixed images"); None: no image is mixed.
 
     Returns:
         A float32 scalar, whatever the input dtype (the loss runs in float32 with autocast off).
@@ -83,13 +100,15 @@ def unicl_loss(
     images, texts, scale = validate_inputs(
         image_features, text_features, labels, logit_scale, check_finite=check_finite
     )
+    if mix is not None:
+        mix = mix.validated(labels)
     with float32_region(images.device):
         row_lse, column_lse = similarity_logsumexp(
             images * scale, texts, tile_size, precision=tile_precision
         )
-        groups = LabelGroups(labels)
-        image_positives = positive_logits(images, groups.key_group, texts, groups, scale)
-        text_positives = positive_logits(texts, groups.key_group, images, groups, scale)
+        image_positives, text_positives = unicl_positives(
+            images, texts, labels, mix, images, texts, labels, mix, scale
+        )
         image_to_text = (row_lse - image_positives).mean()
         text_to_image = (column_lse - text_positives).mean()
         return (image_to_text + text_to_image) / 2
@@ -100,7 +119,7 @@ class UniCLLoss(nn.Module):
     docstring's ``loss_r``) when ``group`` spans several.
 
     Call it with this rank's ``image_features [b, D]``, ``text_features [b, D]`` (L2-normalised),
-    ``labels [b]`` and the ``logit_scale`` multiplier. ``tile_size`` bounds the extra memory to
+    ``labels [b]``, the ``logit_scale`` multiplier and, for mixed images, this rank's ``mix``. ``tile_size`` bounds the extra memory to
     ``O(b * tile_size)`` as in :func:`unicl_loss`, with products at ``tile_precision``. ``group`` is the process group whose ranks share
     the batch (None: the default group when ``torch.distributed`` is initialised). Every rank of
     the group must call it at the same step. The value returned on a rank is ``loss_r``, not the
@@ -136,6 +155,7 @@ class UniCLLoss(nn.Module):
         text_features: torch.Tensor,
         labels: torch.Tensor,
         logit_scale: torch.Tensor | float,
+        mix: LabelMix | None = None,
     ) -> torch.Tensor:
         if not process_group.spans_processes(self.group):
             return unicl_loss(
@@ -146,18 +166,19 @@ class UniCLLoss(nn.Module):
                 tile_size=self.tile_size,
                 tile_precision=self.tile_precision,
                 check_finite=self.check_finite,
+                mix=mix,
             )
         images, texts, scale = validate_inputs(
             image_features, text_features, labels, logit_scale, check_finite=False
         )
         all_labels, sizes = self.gather.labels(labels)
+        if mix is not None and self.check_finite:
+            mix = mix.validated(labels, all_labels)
+        all_mix = None if mix is None else gather_mix(mix, self.group, sizes)
 
         def positives(all_images: torch.Tensor, all_texts: torch.Tensor):
-            groups = LabelGroups(all_labels)
-            local_group = groups.group_of(labels)
-            return (
-                positive_logits(images, local_group, all_texts, groups, scale),
-                positive_logits(texts, local_group, all_images, groups, scale),
+            return unicl_positives(
+                images, texts, labels, mix, all_images, all_texts, all_labels, all_mix, scale
             )
 
         return sharded_contrastive_loss(
@@ -174,6 +195,44 @@ class UniCLLoss(nn.Module):
 
     def extra_repr(self) -> str:
         return f"tile_size={self.tile_size}, tile_precision={self.tile_precision!r}"
+
+
+def unicl_positives(
+    images: torch.Tensor,
+    texts: torch.Tensor,
+    labels: torch.Tensor,
+    mix: LabelMix | None,
+    all_images: torch.Tensor,
+    all_texts: torch.Tensor,
+    all_labels: torch.Tensor,
+    all_mix: LabelMix | None,
+    scale: torch.Tensor,
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """``(pos_i2t, pos_t2i)`` of the local rows against the whole (gathered) batch: each image's
+    mean logit over the texts of its label(s), each text's membership-weighted mean logit over
+    the images of its label (``unicl.objective.positives``)."""
+    groups = LabelGroups(all_labels)
+    all_image_memberships = None if all_mix is None else Memberships(groups, all_labels, all_mix)
+    image_positives = positive_logits(
+        images, Memberships(groups, labels, mix), *label_sums(all_texts, groups), scale
+    )
+    text_positives = positive_logits(
+        texts,
+        Memberships(groups, labels, None),
+        *label_sums(all_images, groups, all_image_memberships),
+        scale,
+    )
+    return image_positives, text_positives
+
+
+def gather_mix(mix: LabelMix, group: Group, sizes: list[int]) -> LabelMix:
+    """Every rank's ``LabelMix`` in rank order, in one all-gather: the float32 weights travel as
+    the bits of int64 values beside the partner labels."""
+    weights = mix.weights.float().double().view(torch.int64)
+    both = process_group.gather_rows(
+        torch.stack([mix.partner_labels, weights], dim=1), group, sizes
+    )
+    return LabelMix(both[:, 0].contiguous(), both[:, 1].contiguous().view(torch.float64).float())
 
 
 def checked_tile_size(tile_size: int | None) -> int | None:
@@ -253,133 +312,8 @@ def similarity_logsumexp(
     )
 
 
-class LabelGroups:
-    """The distinct labels of a set of keys: each key's group and each group's size.
-
-    Built once per batch and shared by both directions of the loss.
-    """
-
-    def __init__(self, key_labels: torch.Tensor) -> None:
-        self.labels, self.key_group = torch.unique(key_labels, return_inverse=True)
-        self.sizes = torch.bincount(self.key_group, minlength=self.labels.numel())
-
-    def group_of(self, query_labels: torch.Tensor) -> torch.Tensor:
-        """The group of each query label; every query label must occur among the keys."""
-        return torch.searchsorted(self.labels, query_labels)
-
-
-def positive_logits(
-    queries: torch.Tensor,
-    query_group: torch.Tensor,
-    keys: torch.Tensor,
-    groups: LabelGroups,
-    scale: torch.Tensor,
-) -> torch.Tensor:
-    """``pos[i] = scale * mean_{k : group(k) == query_group[i]} <queries[i], keys[k]>``.
-
-    Costs ``O((M + N) * D)``: the keys are summed per group, then each query meets its group's sum.
-    """
-    group_sums = keys.new_zeros(groups.labels.numel(), keys.shape[1])
-    group_sums.index_add_(0, groups.key_group, keys)
-    dots = (queries * group_sums[query_group]).sum(dim=1)
-    return scale * dots / groups.sizes[query_group].to(keys.dtype)
-
-
 def float32_region(device: torch.device) -> contextlib.AbstractContextManager:
     """Autocast off, so the loss's matrix products stay in float32 inside an autocast region."""
     if device.type in ("cpu", "cuda", "xpu", "mps"):
         return torch.autocast(device_type=device.type, enabled=False)
     return contextlib.nullcontext()
-
-
-def validate_inputs(
-    image_features: torch.Tensor,
-    text_features: torch.Tensor,
-    labels: torch.Tensor | None,
-    logit_scale: torch.Tensor | float,
-    *,
-    check_finite: bool = True,
-    allow_empty: bool = False,
-) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-    """Check the loss's arguments; return the features and the scale as float32 tensors.
-
-    ``labels`` None: the loss takes none (CLIP). ``check_finite`` scans the values (one host
-    sync); the sharded loss agrees on it across ranks instead, so that all ranks raise together
-    rather than some waiting in a collective. ``allow_empty``: a batch of no rows is accepted (a
-    rank's share of a sharded loss).
-    """
-    for name, value in (("image_features", image_features), ("text_features", text_features)):
-        if not isinstance(value, torch.Tensor) or value.dim() != 2:
-            raise ValueError(f"{name} must be a 2-D tensor [B, D], got {_describe(value)}")
-        if not value.dtype.is_floating_point:
-            raise ValueError(f"{name} must be a floating-point tensor, got {value.dtype}")
-    if image_features.shape[0] == 0 and not allow_empty:
-        raise ValueError("image_features is empty: the batch needs at least one sample")
-    if text_features.shape != image_features.shape:
-        raise ValueError(
-            f"text_features has shape {tuple(text_features.shape)} but image_features has "
-            f"{tuple(image_features.shape)}: pass one text per image, in the same dimension"
-        )
-    if text_features.dtype != image_features.dtype:
-        raise ValueError(
-            f"text_features is {text_features.dtype} but image_features is {image_features.dtype}"
-        )
-    device = image_features.device
-    if text_features.device != device:
-        raise ValueError(f"text_features is on {text_features.device}, image_features on {device}")
-    if labels is not None:
-        validate_labels(labels, image_features.shape[0], device)
-    scale = _validated_scale(logit_scale, device)
-    images, texts = image_features.float(), text_features.float()
-    if check_finite:
-        raise_if_not_finite(images, texts, scale, all_finite(images, texts, scale))
-    return images, texts, scale
-
-
-def validate_labels(labels: torch.Tensor, rows: int, device: torch.device) -> None:
-    """``ValueError`` unless ``labels`` is an int64 ``[rows]`` tensor on ``device``."""
-    if not isinstance(labels, torch.Tensor) or labels.dtype != torch.long:
-        raise ValueError(f"labels must be an int64 tensor [B], got {_describe(labels)}")
-    if labels.shape != (rows,):
-        raise ValueError(f"labels has shape {tuple(labels.shape)}; expected ({rows},)")
-    if labels.device != device:
-        raise ValueError(f"labels is on {labels.device}, the features on {device}")
-
-
-def all_finite(images: torch.Tensor, texts: torch.Tensor, scale: torch.Tensor) -> torch.Tensor:
-    """A boolean scalar tensor: no NaN or infinity in the features or the scale (no sync)."""
-    return torch.isfinite(images).all() & torch.isfinite(texts).all() & torch.isfinite(scale)
-
-
-def raise_if_not_finite(
-    images: torch.Tensor, texts: torch.Tensor, scale: torch.Tensor, finite: bool | torch.Tensor
-) -> None:
-    """Raise ``ValueError`` naming the first non-finite argument unless ``finite`` holds."""
-    if bool(finite):
-        return
-    for name, value in (("image_features", images), ("text_features", texts)):
-        if not bool(torch.isfinite(value).all()):
-            raise ValueError(f"{name} contains NaN or infinite values")
-    if not bool(torch.isfinite(scale)):
-        raise ValueError(f"logit_scale is not finite: {scale.item()}")
-    raise ValueError("another rank's features or logit_scale contain NaN or infinite values")
-
-
-def _validated_scale(logit_scale: torch.Tensor | float, device: torch.device) -> torch.Tensor:
-    if isinstance(logit_scale, (int, float)) and not isinstance(logit_scale, bool):
-        return torch.tensor(float(logit_scale), device=device)
-    if not isinstance(logit_scale, torch.Tensor) or logit_scale.numel() != 1:
-        raise ValueError(
-            f"logit_scale must be a scalar tensor or a number, got {_describe(logit_scale)}"
-        )
-    if not logit_scale.dtype.is_floating_point:
-        raise ValueError(f"logit_scale must be floating-point, got {logit_scale.dtype}")
-    if logit_scale.device != device:
-        raise ValueError(f"logit_scale is on {logit_scale.device}, the features on {device}")
-    return logit_scale.float().reshape(())
-
-
-def _describe(value: object) -> str:
-    if isinstance(value, torch.Tensor):
-        return f"a {value.dtype} tensor of shape {tuple(value.shape)}"
-    return type(value).__name__

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import hashlib
 from collections.abc import Sequence
+from dataclasses import dataclass
 
 import torch
 
@@ -87,3 +88,45 @@ def target_labels(
     caption_labels = torch.tensor([_caption_label(key) for key in keys], dtype=torch.long)
     labels[torch.tensor(pair_positions, device=ids.device)] = caption_labels.to(ids.device)
     return labels
+
+
+@dataclass(frozen=True)
+class LabelMix:
+    """The labels of mixed images (mixup, cutmix): image ``i`` is ``weights[i]`` of its own label
+    and ``1 - weights[i]`` of ``partner_labels[i]``, its membership of label ``c`` being::
+
+        m_i(c) = w_i [c = y_i] + (1 - w_i) [c = y'_i]
+
+    An unmixed row has ``y'_i = y_i`` (or ``w_i = 1``). Texts are never mixed. Every partner label
+    is the label of some sample in the batch (the partner image's own), so the losses find each
+    among the batch's labels.
+    """
+
+    partner_labels: torch.Tensor
+    """int64 ``[B]``: ``y'``, TargetM labels like ``labels``."""
+    weights: torch.Tensor
+    """float ``[B]`` in ``[0, 1]``: ``w``, the share of each image's own label."""
+
+    def validated(self, labels: torch.Tensor, batch_labels: torch.Tensor | None = None) -> LabelMix:
+        """This mix with float32 weights, after checking it against the rows' ``labels``
+        (shapes, dtypes, devices, weights in ``[0, 1]``) and every partner label against
+        ``batch_labels``, the whole (gathered) batch's (None: ``labels``); one host sync.
+        ``ValueError`` naming the field otherwise."""
+        partner, weights = self.partner_labels, self.weights
+        if not isinstance(partner, torch.Tensor) or partner.dtype != torch.long:
+            raise ValueError("mix.partner_labels must be an int64 tensor [B]")
+        if not isinstance(weights, torch.Tensor) or not weights.dtype.is_floating_point:
+            raise ValueError("mix.weights must be a floating-point tensor [B]")
+        for name, value in (("partner_labels", partner), ("weights", weights)):
+            if value.shape != labels.shape:
+                raise ValueError(
+                    f"mix.{name} has shape {tuple(value.shape)}; expected {tuple(labels.shape)}"
+                )
+            if value.device != labels.device:
+                raise ValueError(f"mix.{name} is on {value.device}, the labels on {labels.device}")
+        weights = weights.float()
+        if not bool(((weights >= 0) & (weights <= 1)).all()):
+            raise ValueError("mix.weights must lie in [0, 1]")
+        if not bool(torch.isin(partner, labels if batch_labels is None else batch_labels).all()):
+            raise ValueError("every mix.partner_labels entry must be the label of a batch sample")
+        return LabelMix(partner, weights)

@@ -1,6 +1,8 @@
 """The registered training objectives: UniCL and the paper's baselines.
 
 * `unicl`:     `UniCLLoss` between image and text features, labels from TargetM.
+* `unicl-sigmoid`: `LabelSigmoidLoss` (SigLIP's pairwise sigmoid loss with TargetM's positives)
+               between the same features, with a learned logit bias.
 * `clip`:      `ClipLoss` between image and text features, labels ignored: every sample is its
                own positive, class prompts and captions alike (same-class pairs are negatives).
 * `multitask`: a linear classifier with cross-entropy on the image-label samples plus `ClipLoss`
@@ -26,10 +28,16 @@ from unicl.errors import UserInputError
 from unicl.objective import (
     BatchGather,
     ClipLoss,
+    LabelSigmoidLoss,
     MultiTaskLoss,
     UniCLLoss,
     labelled_cross_entropy,
     supcon_loss,
+)
+from unicl.objective.sigmoid import (
+    INIT_SIGMOID_LOGIT_BIAS,
+    INIT_SIGMOID_LOGIT_SCALE,
+    sigmoid_chance_loss,
 )
 from unicl.process_group import Group
 from unicl.train.config import ObjectiveConfig
@@ -59,8 +67,8 @@ class DualEncoderObjective(TrainingObjective):
         }
 
     def forward(self, inputs: StepInputs) -> Encoded:
-        images, texts, scale = self.model(inputs["images"], inputs["tokens"])
-        return (images, texts), (scale,)
+        images, texts, scale, *bias = self.model(inputs["images"], inputs["tokens"])
+        return (images, texts), (scale, *bias)
 
     def after_step(self) -> None:
         """Clamp the logit scale to the model's range."""
@@ -99,6 +107,46 @@ class UniCLObjective(DualEncoderObjective):
         over ranks is the global-batch loss."""
         images, texts = features
         return self.criterion(images, texts, inputs["labels"], shared[0])
+
+
+@register_objective("unicl-sigmoid")
+class LabelSigmoidObjective(DualEncoderObjective):
+    """Image and text towers trained with the label-aware sigmoid loss (`LabelSigmoidLoss`:
+    every image-text pair a binary decision, positive when their TargetM labels agree; tiled by
+    `objective.tile_size`). A model without a `logit_bias` gets one here, at SigLIP's start
+    (`b = -10`, `t = 10`); a model that has one (resumed, or trained this way before) keeps its
+    bias and scale."""
+
+    def __init__(
+        self,
+        model: nn.Module,
+        config: ObjectiveConfig,
+        *,
+        num_classes: int | None = None,
+        group: Group = None,
+    ) -> None:
+        super().__init__(model, config, num_classes=num_classes, group=group)
+        if model.logit_bias is None:
+            model.add_logit_bias(INIT_SIGMOID_LOGIT_BIAS, INIT_SIGMOID_LOGIT_SCALE)
+        self.criterion = LabelSigmoidLoss(
+            tile_size=config.tile_size,
+            group=group,
+            tile_precision=config.tile_precision,
+            check_finite=False,
+        )
+
+    def loss(self, features, shared, inputs: StepInputs) -> torch.Tensor:
+        """`LabelSigmoidLoss`: this rank's images against the gathered texts, weighted so that
+        the mean over ranks is the global-batch loss."""
+        images, texts = features
+        scale, bias = shared
+        return self.criterion(images, texts, inputs["labels"], scale, bias)
+
+    def chance_loss(self, global_batch: int) -> float | None:
+        """`B * H(p)`: every logit one constant at its best value, `p` the last batch's share
+        of positive pairs (`sigmoid_chance_loss`); None before the first step."""
+        share = self.criterion.positive_share
+        return None if share is None else sigmoid_chance_loss(global_batch, float(share))
 
 
 @register_objective("clip")

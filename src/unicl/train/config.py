@@ -131,12 +131,13 @@ class DataConfig:
 @dataclass
 class ObjectiveConfig:
     """`name`: a registered training objective (`unicl.train.objective_registry`): `unicl`, the
-    UniCL loss over images and texts (the default); the paper's baselines: `clip` (the CLIP loss
+    UniCL loss over images and texts (the default); `unicl-sigmoid`, the label-aware sigmoid
+    loss (`unicl.objective.sigmoid`) over the same; the paper's baselines: `clip` (the CLIP loss
     over the same images and texts, every sample its own positive), `multitask` (cross-entropy of
     a linear head on the image-label samples plus `clip_weight` times the CLIP loss on the
     image-text samples), and on the image tower only `ce` (linear classifier over the class ids,
     cross-entropy) and `supcon` (SupCon on two augmented views of each image, at `temperature`).
-    `tile_size` bounds the memory of `unicl`, `clip` and `multitask`; `tile_precision` (`tf32` by
+    `tile_size` bounds the memory of `unicl`, `unicl-sigmoid`, `clip` and `multitask`; `tile_precision` (`tf32` by
     default, `fp32` or `bf16`) is the precision of their tiles' matrix products
     (`unicl.objective.logsumexp`; the log-sum-exp accumulates in float32; TF32 only where the
     hardware has it, so plain float32 on CPUs); `num_classes` sizes the head of `ce` and

@@ -5,11 +5,11 @@ step: how a data batch becomes step inputs, how they are encoded, how the encodi
 and what is constrained after each update. `objective.name` in a training config selects one by
 the name it was registered under:
 
-    @register_objective("unicl-sigmoid")
-    class SigmoidObjective(TrainingObjective):
+    @register_objective("my-objective")
+    class MyObjective(TrainingObjective):
         ...
 
-The built-in objectives (`unicl`, `ce`, `supcon`) live in `unicl.train.builtin_objectives`, which
+The built-in objectives (`unicl`, `unicl-sigmoid`, `clip`, `multitask`, `ce`, `supcon`) live in `unicl.train.builtin_objectives`, which
 `unicl.train` imports, so they are registered whenever training code is.
 """
 

@@ -1,0 +1,55 @@
+"""Matrix products of similarity tiles at a chosen precision, shared by the tiled kernels.
+
+A tiled kernel's matrix products run at a chosen ``precision`` (:data:`TILE_PRECISIONS`): ``fp32``
+(float32 products, TF32 only where PyTorch is told to use it for every matmul), ``tf32`` (float32
+products at PyTorch's ``"high"`` precision: TF32 tensor cores on NVIDIA GPUs since Ampere, plain
+float32 where there are none) or ``bf16`` (inputs rounded to bfloat16, products accumulated and
+returned in float32: ``torch.mm(..., out_dtype=torch.float32)`` on CUDA, emulated with the same
+rounding on other devices, where it is no faster). Whatever the precision, blocks, exponentials and
+the accumulations stay in float32.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Iterator
+
+import torch
+
+TILE_PRECISIONS = ("fp32", "tf32", "bf16")
+"""The precisions of the tiles' matrix products."""
+
+
+def rounded(tensor: torch.Tensor, precision: str) -> torch.Tensor:
+    """The operand a product at `precision` reads: bfloat16 for `bf16`, else `tensor` itself."""
+    return tensor.to(torch.bfloat16) if precision == "bf16" else tensor
+
+
+def product(x: torch.Tensor, y: torch.Tensor, dtype: torch.dtype) -> torch.Tensor:
+    """``x @ y`` in `dtype` (the caller's float32 or float64). Bfloat16 operands are multiplied
+    with `dtype` accumulation and output: in one cuBLAS call on CUDA (PyTorch >= 2.8), or as
+    `dtype` copies of the rounded values elsewhere (the same products, exact in float32, and
+    sums, at `dtype` speed)."""
+    if x.dtype == dtype:
+        return x @ y
+    if x.is_cuda and dtype == torch.float32:
+        try:
+            return torch.mm(x, y, out_dtype=dtype)
+        except TypeError:  # PyTorch < 2.8 has no mixed-precision mm
+            pass
+    return x.to(dtype) @ y.to(dtype)
+
+
+@contextlib.contextmanager
+def matmul_precision(precision: str) -> Iterator[None]:
+    """PyTorch's float32 matmul precision set to ``"high"`` (TF32 where available) inside for
+    `tf32`, left as it is otherwise; restored after."""
+    if precision != "tf32":
+        yield
+        return
+    before = torch.get_float32_matmul_precision()
+    torch.set_float32_matmul_precision("high")
+    try:
+        yield
+    finally:
+        torch.set_float32_matmul_precision(before)
