@@ -7,12 +7,14 @@ import io
 
 import pytest
 import torch
+from kornia.augmentation.auto import RandAugment
 from PIL import Image
 
 from tests.data.data_corpus import emoji_pairs
 from tests.data.test_transforms import demo_images
 from unicl.data import BatchAugment
 from unicl.data.images import fit_square, to_rgb
+from unicl.data.transforms import _timm_geometry
 from unicl.objective import CAPTION_CLASS_ID
 
 SIZE = 28
@@ -145,6 +147,26 @@ def test_randaugment_changes_every_kind_of_sample_and_reads_timm_magnitudes():
         and changed[class_ids != CAPTION_CLASS_ID].all()
     )
     assert torch.equal(strong.eval()(images), plain.eval()(images))
+
+
+@pytest.mark.parametrize("m", [3, 9])
+def test_randaugment_shears_and_translates_as_timm(m):
+    """A vertical line through the centre of a 101-pixel image: timm shears it by the factor
+    0.3 m / 10 (top and bottom rows 2 x 50 x 0.03 m apart) and shifts it by 0.45 m / 10."""
+    line = torch.zeros(1, 3, 101, 101)
+    line[..., 50] = 1
+    policy = {name: [(name, low, high)] for [(name, low, high)] in _timm_geometry(m)}
+    columns: dict[str, torch.Tensor] = {}
+    for name in ("shear_x", "translate_x"):
+        torch.manual_seed(0)
+        out = RandAugment(n=1, m=3 * m, policy=[policy[name]])(line)[0, 0]
+        rows = out[[0, 50, 100]]  # the line's centre of mass in three rows
+        columns[name] = (rows * torch.arange(101)).sum(1) / rows.sum(1)
+    top, middle, bottom = columns["shear_x"].tolist()
+    assert middle == pytest.approx(50, abs=0.05)
+    assert abs(top - bottom) == pytest.approx(100 * 0.03 * m, abs=0.1)
+    shifts = (columns["translate_x"] - 50).abs().tolist()
+    assert shifts == pytest.approx([101 * 0.045 * m] * 3, abs=0.1)
 
 
 @pytest.mark.parametrize(

@@ -6,11 +6,13 @@ Defaults follow CLIP's normalisation; pass the model's `image_mean` / `image_std
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping, Sequence
 
 import kornia.augmentation as K
 import torch
 from kornia.augmentation.auto import RandAugment
+from kornia.augmentation.auto.rand_augment.rand_augment import default_policy
 from PIL import Image
 from torch import nn
 
@@ -27,8 +29,8 @@ class BatchAugment(nn.Module):
     (brightness/contrast/saturation `jitter`, hue `hue`, applied with probability `jitter_p`),
     horizontal flip with probability `flip_p` for image-label samples only (a caption may name a
     side: "arrow pointing left"), RandAugment when `randaugment` is given (`{n: operations,
-    m: magnitude}` on timm's 0-10 scale, `rand-m9-n2` = `{n: 2, m: 9}`; kornia's policy, on
-    every sample), then `(x / 255 - mean) / std`. In `eval()` mode it only resizes and
+    m: magnitude}` on timm's 0-10 scale, `rand-m9-n2` = `{n: 2, m: 9}`; kornia's operations with
+    timm's geometric magnitudes, on every sample), then `(x / 255 - mean) / std`. In `eval()` mode it only resizes and
     normalises.
 
     `mix(images, class_ids)` then mixes the normalised batch: mixup / cutmix of image-label
@@ -113,7 +115,24 @@ def _rand_augment(spec: Mapping[str, float]) -> RandAugment:
         raise ValueError(
             f"randaugment.m should be a magnitude in (0, 10) (timm's scale), got {m!r}"
         )
-    return RandAugment(n=n, m=3 * m)
+    return RandAugment(n=n, m=3 * m, policy=_timm_geometry(m))
+
+
+def _timm_geometry(m: float) -> list:
+    """kornia's default operations, with timm's shear and translation at magnitude `m`.
+
+    timm shears by the factor `0.3 m / 10` and translates by `0.45 m / 10` of the side. kornia
+    maps a range `r` to `r m / 10` and reads a shear as `180 r m / 10` degrees (at m = 9 its
+    default 0.3 is a 48.6 degree shear, tan = 1.13, against timm's 0.27): so shear gets the `r`
+    that gives `atan(0.03 m)` degrees at this `m`, translation `r = 0.45`.
+    """
+    shear = math.degrees(math.atan(0.03 * m)) / (18 * m)
+    ranges = {"shear_x": shear, "shear_y": shear, "translate_x": 0.45, "translate_y": 0.45}
+    policy = []
+    for [(name, low, high)] in default_policy:
+        low, high = (-ranges[name], ranges[name]) if name in ranges else (low, high)
+        policy.append([(name, low, high)])
+    return policy
 
 
 class EvalTransform:
