@@ -80,3 +80,26 @@ def test_resuming_with_data_workers_across_an_epoch_boundary_is_exact(tmp_path):
     actual = load(resumed.model_dir).state_dict()
     for name, value in expected.items():
         assert torch.equal(actual[name], value), name
+
+
+@pytest.mark.parametrize("resampled", [False, True])
+def test_resuming_mid_epoch_with_fewer_workers_finishes_the_epoch_exactly(tmp_path, resampled):
+    """An epoch of 6 batches read by 2 workers, resumed at step 4 with 1 worker: the last two
+    steps take the batches of the uninterrupted run, in its order (1 divides 2)."""
+    small_epoch = [
+        "data.sources=['data/demo/fashion-mnist?take=0:64', "
+        "{location: 'data/demo/emoji/train-{000000..000003}.tar', weight: 0.032}]",
+        "schedule.steps=6",
+        "checkpoint.every_steps=4",
+        f"data.resampled={str(resampled).lower()}",
+    ]
+    whole = train(_config(tmp_path / "whole", *small_epoch, "data.num_workers=2"))
+    halfway = list_checkpoints(tmp_path / "whole")[0]
+    resumed = train(
+        _config(tmp_path / "resumed", *small_epoch, "data.num_workers=1"), resume=str(halfway)
+    )
+    assert resumed.step == 6
+    expected = load(whole.model_dir).state_dict()
+    actual = load(resumed.model_dir).state_dict()
+    for name, value in expected.items():
+        assert torch.equal(actual[name], value), name

@@ -3,13 +3,21 @@
 Each sample is a group of files sharing a key: the image (`jpg`, `jpeg`, `png` or `webp`) and
 either a caption (`txt`, or `caption` inside `json`) or a class index (`cls`). The location is a
 brace-expanded pattern (`train-{000000..000099}.tar`); several patterns can be joined with `::`.
-Shard sizes come from img2dataset's `NAME_stats.json` ("successes") when present, else from one
-pass over the shard.
+A shard is a local path or anything webdataset opens: a URL (`file://`, `https://`, ...) or a
+`pipe:` command that writes the tar to stdout (`pipe:curl -s URL`, `pipe:aws s3 cp URL -`).
+Shard sizes come from img2dataset's `NAME_stats.json` ("successes"), fetched the same way as the
+shard (`.tar` -> `_stats.json` in its location), else from one pass over the shard.
+
+A shard that cannot be opened or breaks off while it is read is logged as a warning naming it; the
+samples it promised and did not give come as `truncated` bad samples, so they count against the
+stream's `max_bad_fraction` and never stop a run by themselves.
 """
 
 from __future__ import annotations
 
 import json
+import logging
+import re
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -25,6 +33,10 @@ from unicl.errors import UserInputError
 from unicl.objective import CAPTION_CLASS_ID
 
 IMAGE_EXTENSIONS = ("jpg", "jpeg", "png", "webp")
+
+logger = logging.getLogger("unicl.data")
+
+_URL = re.compile(r"^[A-Za-z][A-Za-z0-9+.-]*://")
 
 
 def expand_shards(pattern: str) -> list[str]:
@@ -47,11 +59,39 @@ def iterate_shard(url: str, on_error=_raise) -> Iterator[dict]:
     return iter(pipeline)
 
 
+def _reason(error: Exception) -> str:
+    """A short reason for a failed shard read (webdataset's errors carry the stream object)."""
+    if isinstance(error, OSError) and error.strerror:
+        return error.strerror
+    text = str(error.args[0] if error.args else "") or type(error).__name__
+    status = re.search(r"\): exit (-?\d+) ", text)  # a `pipe:` command that failed
+    return f"the command exited with status {status[1]}" if status else text
+
+
+def local_path(url: str) -> Path | None:
+    """The file a shard location names on this machine (a path or `file://`), else None (a
+    remote URL or a `pipe:` command)."""
+    if url.startswith("file://"):
+        return Path(url.removeprefix("file://"))
+    if url.startswith("pipe:") or _URL.match(url):
+        return None
+    return Path(url)
+
+
 def _stats_size(url: str) -> int | None:
-    stats = Path(url).with_name(Path(url).name.removesuffix(".tar") + "_stats.json")
-    if stats.is_file():
-        return int(json.loads(stats.read_text())["successes"])
-    return None
+    """The shard's size from its `_stats.json`, read like the shard; None when there is none."""
+    head, tar, tail = url.rpartition(".tar")
+    if not tar:
+        return None
+    stats = f"{head}_stats.json{tail}"
+    path = local_path(stats)
+    try:
+        if path is not None:
+            return int(json.loads(path.read_text())["successes"]) if path.is_file() else None
+        with wds.gopen(stats, "rb") as stream:
+            return int(json.loads(stream.read())["successes"])
+    except Exception:  # no stats beside a remote shard, whatever the transport says: count it
+        return None
 
 
 def _caption(sample: dict) -> str | None:
@@ -72,15 +112,21 @@ class ShardSource(ShardedSource):
     def __init__(self, spec: SourceSpec) -> None:
         super().__init__(spec)
         self.urls = expand_shards(spec.location)
-        missing = [url for url in self.urls if "://" not in url and not Path(url).is_file()]
+        missing = [
+            url for url in self.urls if (path := local_path(url)) is not None and not path.is_file()
+        ]
         if missing:
             raise UserInputError(
                 f"{len(missing)} of {len(self.urls)} shards of {spec.location!r} do not exist, "
                 f"e.g. {missing[0]}"
             )
-        first = next(iterate_shard(self.urls[0], on_error=wds.ignore_and_continue), None)
+        failures: list[Exception] = []
+        first = next(
+            iterate_shard(self.urls[0], on_error=lambda e: failures.append(e) or True), None
+        )
         if first is None:
-            raise UserInputError(f"shard {self.urls[0]} holds no samples")
+            reason = f"cannot be read ({_reason(failures[0])})" if failures else "holds no samples"
+            raise UserInputError(f"shard {self.urls[0]} {reason}")
         self.modality = Modality.IMAGE_TEXT if _caption(first) is not None else Modality.IMAGE_LABEL
         if self.modality == Modality.IMAGE_LABEL and "cls" not in first:
             raise UserInputError(
@@ -126,6 +172,14 @@ class ShardSource(ShardedSource):
                 "truncated", key, f"shard holds {read} of {self.shard_sizes[shard]} samples"
             )
             yield RawSample(key, lost, None, 0)
+        if damage:
+            logger.warning(
+                "shard %s failed after %d of %d samples (%s); skipping the rest",
+                url,
+                read,
+                self.shard_sizes[shard],
+                _reason(damage[0]),
+            )
         if damage and read >= self.shard_sizes[shard]:
             # A damaged tar whose size was counted by reading it: how many samples it lost is
             # unknown, so the damage itself counts as one bad sample.
@@ -136,5 +190,10 @@ class ShardSource(ShardedSource):
 register_reader(
     "shards",
     ShardSource,
-    lambda location: "{" in location or location.endswith((".tar", ".tar.gz", ".tgz")),
+    lambda location: (
+        "{" in location
+        or location.endswith((".tar", ".tar.gz", ".tgz"))
+        or location.startswith("pipe:")
+        or (_URL.match(location) is not None and ".tar" in location)
+    ),
 )

@@ -9,23 +9,20 @@
         checkpoint["data"] = stream.state_dict()   # also valid mid-epoch
 
 Workers decode with Pillow and crop to `image_size` (see `unicl.data.plan` for what each worker
-reads); image-label samples get a prompt drawn from their source's templates at every visit. The
+reads, and `unicl.data.resample` for `resampled=True`, which draws with replacement); image-label samples get a prompt drawn from their source's templates at every visit. The
 worker processes live as long as the stream is read in order: they run on into the next epoch
 while the current one is consumed, so an epoch boundary costs no start-up and no drained queue.
 """
 
 from __future__ import annotations
 
-import contextlib
 import copy
 import logging
-import os
 from collections.abc import Callable, Iterator, Mapping, Sequence
-from dataclasses import dataclass
 
 import numpy as np
 import torch
-from torch.utils.data import DataLoader, IterableDataset, get_worker_info
+from torch.utils.data import DataLoader, get_worker_info
 
 from unicl.data.bad_data import BadDataLog
 from unicl.data.batch import Batch
@@ -34,67 +31,15 @@ from unicl.data.images import DEFAULT_MAX_PIXELS, BadSample, fit_square
 from unicl.data.licence import data_licence
 from unicl.data.plan import consumer_quotas, consumer_samples, epoch_quotas, seeded_rng
 from unicl.data.readers import open_source
+from unicl.data.resample import resampled_samples
 from unicl.data.source import Modality, Source, decode
 from unicl.data.spec import SourceSpec
+from unicl.data.workers import EpochReader, WorkerFailure, worker_death_as_error
 from unicl.errors import UserInputError
 from unicl.objective import CAPTION_CLASS_ID, target_labels
 from unicl.templates import fill_template
 
 logger = logging.getLogger("unicl.data")
-
-
-@dataclass(frozen=True)
-class _WorkerFailure:
-    """Handed from a worker to the main process in place of a batch: the run must stop with this
-    one-line message (raising in a worker would reach the user as a multi-line traceback)."""
-
-    message: str
-
-
-@contextlib.contextmanager
-def worker_death_as_error() -> Iterator[None]:
-    """Turn the death of a DataLoader worker (killed, out of memory) into a one-line error.
-
-    PyTorch reports it as a multi-line `RuntimeError`, either from the loader or from its SIGCHLD
-    handler anywhere in the main process (mid-forward), so wrap the whole loop that reads."""
-    try:
-        yield
-    except RuntimeError as error:
-        if "DataLoader worker" not in str(error):
-            raise
-        raise UserInputError(
-            f"a data worker process died ({str(error).splitlines()[0].rstrip('. ')}): killed, or "
-            "out of memory; lower data.num_workers or data.batch_size and resume with "
-            "--resume latest"
-        ) from None
-
-
-class _Reader(IterableDataset):
-    """This rank's batches from batch `done` of `epoch` on, epoch after epoch without end; in each
-    DataLoader worker, the batches of the consumer that the worker plays."""
-
-    def __init__(self, stream: UnifiedStream, epoch: int, positions: list[int], done: int) -> None:
-        self.stream = stream
-        self.epoch = epoch
-        self.positions = positions
-        self.done = done
-
-    def __iter__(self) -> Iterator[Batch | _WorkerFailure]:
-        info = get_worker_info()
-        worker = info.id if info is not None else 0
-        if info is not None:
-            # A worker has one core: no tokenizer thread pool in each of them.
-            os.environ["TOKENIZERS_PARALLELISM"] = "false"
-        stream, consumers = self.stream, self.stream.local_consumers
-        # The loader takes batches from its workers in turn. Worker w plays the local consumer
-        # whose turn comes w-th after the `done` batches already consumed, so a resumed epoch
-        # continues in the original round-robin order; an epoch holds a multiple of `consumers`
-        # batches, so the next one starts again at consumer 0 and w plays the same consumer.
-        local = (self.done + worker) % consumers
-        remaining = stream.batches_per_consumer - (self.done - local + consumers - 1) // consumers
-        epoch, start = self.epoch, self.positions[local]
-        while (yield from stream._consumer_batches(epoch, local, start, remaining)):
-            epoch, start, remaining = epoch + 1, 0, stream.batches_per_consumer
 
 
 class UnifiedStream:
@@ -108,6 +53,9 @@ class UnifiedStream:
         world_size, num_workers, batch_size). rank/world_size: this process and the number of
         processes; ranks read disjoint samples (unless a source is smaller than the consumer count).
     max_bad_fraction: the largest fraction of bad samples tolerated in an epoch.
+    resampled: each consumer draws sources, shards and samples with replacement, without end
+        (`unicl.data.resample`), for corpora too large to read once per epoch; an epoch is then
+        only the unit of bad-data accounting and of reseeding (as many batches as without it).
     pin_memory: batches arrive in page-locked memory (for non-blocking copies to a GPU).
     prefetch_factor: batches each worker prepares ahead of the one being consumed.
     tokenize: texts -> int64 [B, L] (the model's tokenizer); when given, the workers tokenise each
@@ -127,6 +75,7 @@ class UnifiedStream:
         rank: int = 0,
         world_size: int = 1,
         max_bad_fraction: float = 0.01,
+        resampled: bool = False,
         max_pixels: int = DEFAULT_MAX_PIXELS,
         unique_captions: bool = False,
         pin_memory: bool = False,
@@ -152,26 +101,39 @@ class UnifiedStream:
         self.global_ids = [space.add(s.class_names) for s in self.sources]
         self.class_names = space.names
         self.batch_size, self.image_size, self.seed = batch_size, image_size, seed
-        self.num_workers = num_workers
-        self.local_consumers = max(num_workers, 1)  # with no workers the main process reads
+        self.num_workers, self.resampled = num_workers, resampled
         self.rank, self.world_size = rank, world_size
         self.max_pixels, self.unique_captions = max_pixels, unique_captions
         self.pin_memory, self.prefetch_factor, self.tokenize = pin_memory, prefetch_factor, tokenize
         self.quotas = epoch_quotas(self.sources, balance=balance)
-        self.consumers = world_size * self.local_consumers
-        self.consumer_quotas = consumer_quotas(self.quotas, self.consumers)
-        self.batches_per_consumer = int(self.consumer_quotas.sum(axis=0).min()) // batch_size
-        if self.batches_per_consumer == 0:
-            raise UserInputError(
-                f"an epoch of {sum(self.quotas)} samples over {self.consumers} workers in all "
-                f"cannot fill one batch of {batch_size} per worker; lower batch_size or num_workers"
-            )
+        self._lay_out(max(num_workers, 1))  # with no workers the main process reads
         self.bad_data = BadDataLog(max_bad_fraction)
         self.last_epoch_bad: BadDataLog | None = None
         self.epoch = 0
         self._positions = [0] * self.local_consumers
         self._done = 0
         self._live: tuple[int, Iterator] | None = None  # (cursor of its next batch, iterator)
+        # The current epoch's layout when it differs from this stream's: an epoch interrupted
+        # with another worker count, finished as it was laid out (`load_state_dict`).
+        self._interrupted: UnifiedStream | None = None
+
+    def _lay_out(self, local_consumers: int) -> None:
+        """Deal each epoch out to `local_consumers` consumers per rank (`unicl.data.plan`)."""
+        self.local_consumers = local_consumers
+        self.consumers = self.world_size * local_consumers
+        self.consumer_quotas = consumer_quotas(self.quotas, self.consumers)
+        self.batches_per_consumer = int(self.consumer_quotas.sum(axis=0).min()) // self.batch_size
+        if self.batches_per_consumer == 0:
+            raise UserInputError(
+                f"an epoch of {sum(self.quotas)} samples over {self.consumers} workers in all "
+                f"cannot fill one batch of {self.batch_size} per worker; lower batch_size or "
+                "num_workers"
+            )
+
+    @property
+    def _epoch_plan(self) -> UnifiedStream:
+        """The stream as the current epoch is laid out: itself, or the interrupted layout."""
+        return self._interrupted or self
 
     def describe(self) -> dict:
         """What the stream mixes: per source its kind, modality, size, samples per epoch and
@@ -206,6 +168,7 @@ class UnifiedStream:
         """Start `epoch` from its beginning, unless it is the epoch a loaded state resumes."""
         if epoch != self.epoch:
             self.epoch = epoch
+            self._interrupted = None
             self._positions = [0] * self.local_consumers
             self._done = 0
             self.bad_data = BadDataLog(self.bad_data.max_fraction)
@@ -217,19 +180,31 @@ class UnifiedStream:
             "batches": self._done,
             "positions": list(self._positions),
             "bad_data": self.bad_data.state_dict(),
-            "layout": self._layout(),
+            "layout": self._epoch_plan._layout(),
         }
 
     def load_state_dict(self, state: Mapping) -> None:
         """Resume where `state_dict()` was taken. Mid-epoch, the stream must be laid out as it was
-        (seed, batch size, workers, ranks, sources); at an epoch boundary any layout may go on."""
-        if state["batches"] and state["layout"] != self._layout():
+        (seed, batch size, ranks, sources, resampling) but for the worker count: an epoch
+        interrupted with L workers is finished as L consumers, played by this stream's workers
+        (`EpochReader`), so its remaining batches are exactly those of an uninterrupted run; the
+        next epoch is laid out for this stream's workers. At an epoch boundary any layout goes on."""
+        saved = dict(state["layout"])
+        saved.setdefault("resampled", False)
+        local_consumers = saved.pop("local_consumers")
+        ours = self._layout()
+        del ours["local_consumers"]
+        if state["batches"] and saved != ours:
             raise UserInputError(
                 f"the data state was saved mid-epoch with {state['layout']} but this stream has "
-                f"{self._layout()}; resume with the same seed, batch size, workers and ranks"
+                f"{self._layout()}; resume with the same seed, batch size, sources, resampling "
+                "and ranks (the worker count may change)"
             )
         self.set_epoch(int(state["epoch"]))
         if state["batches"]:
+            if local_consumers != self.local_consumers:
+                self._interrupted = copy.copy(self)
+                self._interrupted._lay_out(local_consumers)
             self._done = int(state["batches"])
             self._positions = [int(p) for p in state["positions"]]
             self.bad_data.load_state_dict(state["bad_data"])
@@ -246,15 +221,18 @@ class UnifiedStream:
             "rank": self.rank,
             "world_size": self.world_size,
             "quotas": list(self.quotas),
+            "resampled": self.resampled,
         }
 
     def __iter__(self) -> Iterator[Batch]:
         with worker_death_as_error():
-            while self._done < len(self):
+            while self._done < len(self._epoch_plan):
                 yield self._next_batch()
         self.bad_data.check(final=True)
         logger.info("epoch %d, rank %d: %s", self.epoch, self.rank, self.bad_data.summary())
         self.last_epoch_bad = self.bad_data
+        if self._interrupted is not None:
+            self.close()  # its workers end with the interrupted epoch
         self.set_epoch(self.epoch + 1)
 
     def close(self) -> None:
@@ -262,7 +240,7 @@ class UnifiedStream:
         self._live = None
 
     def __getstate__(self) -> dict:
-        return {**self.__dict__, "_live": None}
+        return {**self.__dict__, "_live": None, "_interrupted": None}
 
     def _cursor(self) -> int:
         """The index of the next batch counted from the start of epoch 0."""
@@ -276,7 +254,8 @@ class UnifiedStream:
             self.close()
             # The reader holds a copy without the loader: no reference cycle keeps the workers
             # of a stream that is no longer used alive until the garbage collector runs.
-            reader = _Reader(copy.copy(self), self.epoch, list(self._positions), self._done)
+            plan = copy.copy(self._epoch_plan)
+            reader = EpochReader(plan, self.epoch, list(self._positions), self._done)
             loader = DataLoader(
                 reader,
                 batch_size=None,
@@ -288,9 +267,9 @@ class UnifiedStream:
             self._live = (self._cursor(), iter(loader))
         try:
             batch = next(self._live[1])
-            if isinstance(batch, _WorkerFailure):
+            if isinstance(batch, WorkerFailure):
                 raise UserInputError(batch.message)
-            local = batch.consumer - self.rank * self.local_consumers
+            local = batch.consumer - self.rank * self._epoch_plan.local_consumers
             self.bad_data.record(batch.position - self._positions[local], batch.bad)
             self._positions[local] = batch.position
             self._done += 1
@@ -303,7 +282,7 @@ class UnifiedStream:
 
     def _consumer_batches(
         self, epoch: int, local: int, start: int, count: int
-    ) -> Iterator[Batch | _WorkerFailure]:
+    ) -> Iterator[Batch | WorkerFailure]:
         """This consumer's `count` batches of `epoch` from read position `start`; returns False
         when it handed over a failure instead. Its reads are also checked against
         `max_bad_fraction` here, where they are counted, so data with no (or too few) good samples
@@ -311,15 +290,21 @@ class UnifiedStream:
         consumer = self.rank * self.local_consumers + local
         reads = BadDataLog(self.bad_data.max_fraction)
         epoch_share = int(self.consumer_quotas[:, consumer].sum())
-        samples = consumer_samples(
-            self.sources,
-            self.consumer_quotas[:, consumer],
-            seed=self.seed,
-            epoch=epoch,
-            consumer=consumer,
-            consumers=self.consumers,
-            start=start,
-        )
+        quotas = self.consumer_quotas[:, consumer]
+        if self.resampled:
+            samples = resampled_samples(
+                self.sources, quotas, seed=self.seed, epoch=epoch, consumer=consumer, start=start
+            )
+        else:
+            samples = consumer_samples(
+                self.sources,
+                quotas,
+                seed=self.seed,
+                epoch=epoch,
+                consumer=consumer,
+                consumers=self.consumers,
+                start=start,
+            )
         images = self._batch_images()
         texts, class_ids, origins, keys, bad = [], [], [], [], []
         position = start
@@ -340,7 +325,7 @@ class UnifiedStream:
                             f"none of {reads.read} samples could be used: {reads.summary()}"
                         )
                 except UserInputError as failure:
-                    yield _WorkerFailure(str(failure))
+                    yield WorkerFailure(str(failure))
                     return False
                 continue
             reads.record(1, [])

@@ -90,6 +90,8 @@ class DataConfig:
     class names in two sources share a label; `unique_captions`: every caption its own label even
     when repeated (the paper's exact TargetM; by default identical captions share one);
     `max_bad_fraction`: the share of unreadable samples in an epoch past which the run stops;
+    `resampled`: every worker draws shards and samples with replacement, without end
+    (`unicl.data.resample`; OpenCLIP's `--dataset-resampled`), for corpora too large for epochs;
     `augment`: keyword arguments of `unicl.data.BatchAugment` (e.g. `{scale: [0.5, 1.0],
     jitter: 0.4, flip_p: 0.5}`)."""
 
@@ -102,6 +104,7 @@ class DataConfig:
     merge_classes: bool = False
     unique_captions: bool = False
     max_bad_fraction: float = 0.01
+    resampled: bool = False
     augment: dict[str, Any] = field(default_factory=dict)
 
     def validate(self) -> None:

@@ -19,8 +19,8 @@ from unicl.train.logger import METRICS_FILE
 
 RUN_CONFIG = "config.yaml"
 # Keys that may differ when a run is resumed: how it is watched (and what a collapse does), saved
-# and evaluated, where and with how many readers it computes (the stream itself refuses a new
-# worker count mid-epoch), whether its towers are compiled, how much bad data it tolerates, the
+# and evaluated, where and with how many readers it computes (an epoch interrupted with another
+# worker count is finished as it was laid out), whether its towers are compiled, how much bad data it tolerates, the
 # spelling of its folder, and how long it goes on (`schedule.steps`, with a note). Everything
 # else defines the run.
 RESUMABLE_CHANGES = (

@@ -86,6 +86,7 @@ def build_run(
         merge_classes=config.data.merge_classes,
         unique_captions=config.data.unique_captions,
         max_bad_fraction=config.data.max_bad_fraction,
+        resampled=config.data.resampled,
         num_workers=config.data.num_workers,
         rank=context.rank,
         world_size=context.world_size,
