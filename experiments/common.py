@@ -84,9 +84,11 @@ def train_run(
     threads: int | None,
     reference_batch: int | None = None,
     model: dict[str, Any] | None = None,
+    augment: dict[str, Any] | None = None,
 ) -> tuple[Path, float]:
     """Train a model (`model`: the `model` section of a training config, default `unicl-tiny`
-    from scratch) on `sources` with `objective` (`unicl`, `clip`, `multitask`, `ce`, `supcon`).
+    from scratch) on `sources` with `objective` (`unicl`, `unicl-sigmoid`, `clip`, `multitask`,
+    `ce`, `supcon`), augmented with `augment` (`data.augment`; default `AUGMENT`).
 
     The learning rate is `budget.lr`, times `batch_size / reference_batch` when that is set (the
     linear scaling rule). A checkpoint is written every quarter of the run and the last one is
@@ -104,7 +106,7 @@ def train_run(
                 "sources": list(sources),
                 "batch_size": budget.batch_size,
                 "num_workers": 1,
-                "augment": AUGMENT,
+                "augment": AUGMENT if augment is None else augment,
             },
             "objective": {"name": objective},
             "optim": {"lr": budget.lr, "reference_batch": reference_batch},

@@ -124,6 +124,11 @@ def test_markdown_table_has_a_header_rule_and_one_line_per_row():
         ),
         ("batch_size.py", {f"{o}-batch{b}" for o in ("ce", "unicl", "clip") for b in (16, 32)}),
         (
+            "sigmoid_mixup.py",
+            {f"{o}-batch{b}" for o in ("unicl", "unicl-sigmoid") for b in (16, 32)}
+            | {"unicl-batch32-mix", "unicl-sigmoid-batch32-mix"},
+        ),
+        (
             "synergy_pretrained.py",
             {"label · unicl", "text · unicl", "label+text · unicl", "label+text · clip"}
             | {"label+text · multitask"},

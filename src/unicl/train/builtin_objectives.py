@@ -28,6 +28,7 @@ from unicl.errors import UserInputError
 from unicl.objective import (
     BatchGather,
     ClipLoss,
+    LabelMix,
     LabelSigmoidLoss,
     MultiTaskLoss,
     UniCLLoss,
@@ -50,21 +51,40 @@ from unicl.train.objective_registry import (
 )
 
 
+def step_mix(inputs: StepInputs) -> LabelMix | None:
+    """The `LabelMix` of a step whose images `prepare` mixed, else None."""
+    if "mix_labels" not in inputs:
+        return None
+    return LabelMix(inputs["mix_labels"], inputs["mix_weights"])
+
+
 def batch_tokens(model: nn.Module, batch) -> torch.Tensor:
     """The stream's tokens when its workers made them, else the texts tokenised here."""
     return batch.tokens if batch.tokens is not None else model.tokenize(batch.texts)
 
 
 class DualEncoderObjective(TrainingObjective):
-    """What `unicl` and `clip` share: every sample's image against its text (class prompt or
-    caption), both towers encoded and normalised, the logit scale clamped after each step."""
+    """What `unicl`, `unicl-sigmoid` and `clip` share: every sample's image against its text
+    (class prompt or caption), both towers encoded and normalised, the logit scale clamped after
+    each step. With mixup or cutmix on (`data.augment`), `unicl` and `unicl-sigmoid` mix the
+    image-label samples (`BatchAugment.mix`) and score them against their mixed labels
+    (`LabelMix`: `mix_labels`, `mix_weights` in the step inputs)."""
+
+    mixes_images = True
 
     def prepare(self, batch, augment: Augment, device: torch.device) -> StepInputs:
-        return {
-            "images": augment(batch.images.to(device, non_blocking=True), batch.class_ids),
+        images = augment(batch.images.to(device, non_blocking=True), batch.class_ids)
+        labels = batch.labels.to(device, non_blocking=True)
+        inputs = {
+            "images": images,
             "tokens": batch_tokens(self.model, batch).to(device, non_blocking=True),
-            "labels": batch.labels.to(device, non_blocking=True),
+            "labels": labels,
         }
+        if self.mixes_images and getattr(augment, "mixes", False):
+            class_ids = batch.class_ids.to(device, non_blocking=True)
+            inputs["images"], partner, inputs["mix_weights"] = augment.mix(images, class_ids)
+            inputs["mix_labels"] = labels[partner]
+        return inputs
 
     def forward(self, inputs: StepInputs) -> Encoded:
         images, texts, scale, *bias = self.model(inputs["images"], inputs["tokens"])
@@ -106,7 +126,7 @@ class UniCLObjective(DualEncoderObjective):
         """`UniCLLoss`: this rank's rows against the gathered batch, weighted so that the mean
         over ranks is the global-batch loss."""
         images, texts = features
-        return self.criterion(images, texts, inputs["labels"], shared[0])
+        return self.criterion(images, texts, inputs["labels"], shared[0], step_mix(inputs))
 
 
 @register_objective("unicl-sigmoid")
@@ -140,7 +160,7 @@ class LabelSigmoidObjective(DualEncoderObjective):
         the mean over ranks is the global-batch loss."""
         images, texts = features
         scale, bias = shared
-        return self.criterion(images, texts, inputs["labels"], scale, bias)
+        return self.criterion(images, texts, inputs["labels"], scale, bias, step_mix(inputs))
 
     def chance_loss(self, global_batch: int) -> float | None:
         """`B * H(p)`: every logit one constant at its best value, `p` the last batch's share
@@ -152,7 +172,10 @@ class LabelSigmoidObjective(DualEncoderObjective):
 @register_objective("clip")
 class ClipObjective(DualEncoderObjective):
     """The paper's CLIP baseline: image and text towers trained with the CLIP loss on the same
-    data as `unicl` (tiled by `objective.tile_size`), the TargetM labels ignored."""
+    data as `unicl` (tiled by `objective.tile_size`), the TargetM labels ignored (so it has no
+    targets for mixed images: mixup and cutmix are refused)."""
+
+    mixes_images = False
 
     def __init__(
         self,

@@ -56,6 +56,10 @@ class TrainingObjective(nn.Module, abc.ABC):
     """False for objectives that train only the image tower: the saved model is then marked
     `image_only`, and zero-shot use of it is refused."""
 
+    mixes_images = False
+    """True for objectives that score mixed images (`data.augment` mixup or cutmix) against
+    their mixed labels; a run with mixing and an objective without it is refused."""
+
     def __init__(
         self,
         model: nn.Module,

@@ -201,11 +201,17 @@ def _create_model(config: TrainConfig) -> torch.nn.Module:
 
 def _build_augment(config: TrainConfig, model: torch.nn.Module) -> BatchAugment:
     try:
-        return BatchAugment(
+        augment = BatchAugment(
             model.image_size, model.image_mean, model.image_std, **config.data.augment
         )
     except (TypeError, ValueError) as error:  # an unknown argument, a value kornia refuses
         raise UserInputError(f"config key 'data.augment': {error}") from None
+    if augment.mixes and not objective_class(config.objective.name).mixes_images:
+        raise UserInputError(
+            f"objective {config.objective.name!r} has no targets for mixed images; turn off "
+            "data.augment mixup and cutmix, or train with objective.name unicl or unicl-sigmoid"
+        )
+    return augment
 
 
 def _endless(stream: UnifiedStream) -> Iterator[Batch]:
