@@ -293,3 +293,31 @@ def test_a_model_fine_tuned_by_unicl_gives_its_features_through_transformers_alo
     card = (trained / "README.md").read_text()
     assert "Trained with `unicl train` from" in card and "3 steps, 24 samples seen" in card
     assert "MIT, Copyright (c) 2017 Zalando SE" in card and "Imported with `unicl convert`" in card
+
+
+def test_a_logit_bias_survives_save_open_clip_export_and_import_and_blocks_hf_clip(
+    converted, tmp_path, capsys
+):
+    """A CLIP model given the sigmoid objective's bias (as `unicl-sigmoid` does) saves and loads
+    it, exports it to OpenCLIP (`logit_bias`, `init_logit_bias`), converts back with it, and is
+    refused by hf-clip, whose CLIPModel has no bias."""
+    model = load(converted[1])
+    model.add_logit_bias(-10.0, 2.302585)
+    with torch.no_grad():
+        model.logit_bias.fill_(-7.25)
+    model.save_pretrained(tmp_path / "sigmoid")
+    saved = load(tmp_path / "sigmoid")
+    assert saved.logit_bias.item() == -7.25 and saved.config.init_logit_bias == -10.0
+    assert "logit_bias" in saved.no_weight_decay()
+    out = tmp_path / "open-clip"
+    assert export(capsys, tmp_path / "sigmoid", "--format", "open-clip", "--out", out) == ""
+    assert float(load_file(out / "open_clip_model.safetensors")["logit_bias"]) == -7.25
+    config = json.loads((out / "open_clip_config.json").read_text())
+    assert config["model_cfg"]["init_logit_bias"] == -10.0
+    act = converted[0].config.text_config.hidden_act
+    again = tmp_path / "again"
+    argv = [out / "open_clip_model.safetensors", "--out", again, "--tokenizer", out]
+    assert run_command(capsys, "convert", *argv, "--act", act) == ""
+    assert load(again).logit_bias.item() == -7.25
+    error = export(capsys, tmp_path / "sigmoid", "--format", "hf-clip", "--out", tmp_path / "hf")
+    assert "has a logit_bias" in error and "--format open-clip" in error

@@ -27,6 +27,12 @@ class TinyTowers(nn.Module):
         self.token_embedding = nn.Embedding(128, 16)
         self.text_projection = nn.Linear(16, self.embed_dim, bias=False)
         self.logit_scale = nn.Parameter(torch.tensor(math.log(1 / 0.07)))
+        self.logit_bias = None
+
+    def add_logit_bias(self, init_bias, init_logit_scale):
+        self.logit_bias = nn.Parameter(torch.tensor(float(init_bias)))
+        with torch.no_grad():
+            self.logit_scale.fill_(init_logit_scale)
 
     def tokenize(self, texts):
         tokens = torch.zeros(len(texts), 6, dtype=torch.long)
@@ -44,11 +50,12 @@ class TinyTowers(nn.Module):
         return F.normalize(features, dim=-1) if normalize else features
 
     def forward(self, images, tokens):
-        return (
+        outputs = (
             self.encode_image(images, normalize=True),
             self.encode_text(tokens, normalize=True),
             self.logit_scale.exp(),
         )
+        return outputs if self.logit_bias is None else (*outputs, self.logit_bias)
 
     def clamp_logit_scale_(self):
         with torch.no_grad():

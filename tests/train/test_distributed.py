@@ -82,6 +82,7 @@ def _worker(rank, port, config, directory):
     [
         ("unicl", "ddp"),
         ("unicl", "fsdp"),
+        ("unicl-sigmoid", "ddp"),
         ("multitask", "ddp"),  # rank 0 holds only image-label samples, rank 1 only image-text ones
         pytest.param("clip", "ddp", marks=pytest.mark.slow),
         pytest.param("supcon", "ddp", marks=pytest.mark.slow),

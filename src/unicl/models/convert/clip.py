@@ -77,8 +77,9 @@ class ClipTower:
 class ClipShape:
     """Everything that sizes a CLIP ViT model in unicl: the towers, the shared `embed_dim`,
     `image_size` and `patch_size` (pixels), `context_length` and `vocab_size` (token positions
-    and embedding rows), how the text is pooled (`pool`, with `eot_id` for `eot`), and the
-    image normalisation."""
+    and embedding rows), how the text is pooled (`pool`, with `eot_id` for `eot`), the image
+    normalisation, and the initial `logit_bias` of a model that has one (OpenCLIP's
+    `init_logit_bias`; None: no bias)."""
 
     vision: ClipTower
     text: ClipTower
@@ -91,6 +92,7 @@ class ClipShape:
     eot_id: int | None = None
     image_mean: tuple[float, float, float] = CLIP_MEAN
     image_std: tuple[float, float, float] = CLIP_STD
+    init_logit_bias: float | None = None
 
 
 def clip_model(shape: ClipShape, tokenizer: tokenizers.Tokenizer, where: str) -> UniCLModel:
@@ -110,6 +112,7 @@ def clip_model(shape: ClipShape, tokenizer: tokenizers.Tokenizer, where: str) ->
         context_length=shape.context_length,
         vision=vision,
         text=text,
+        init_logit_bias=shape.init_logit_bias,
     )
     return model_with_tokenizer(config, tokenizer, shape.vocab_size, where)
 
@@ -278,7 +281,9 @@ class ClipLayout:
     transposed_projections: bool
 
 
-def clip_rules(layout: ClipLayout, vision_layers: int, text_layers: int) -> list[Rule]:
+def clip_rules(
+    layout: ClipLayout, vision_layers: int, text_layers: int, *, logit_bias: bool = False
+) -> list[Rule]:
     """The table of a CLIP ViT model with the given numbers of blocks in `layout`, read by the
     importers (`map_clip`) and the exporters alike (W: a tower's width, G: the patch grid side,
     L: context length, E: `embed_dim`):
@@ -298,6 +303,7 @@ def clip_rules(layout: ClipLayout, vision_layers: int, text_layers: int) -> list
     | `text_encoder.norm.*` | `text_norm` |
     | `text_projection.weight [E,W]` | `text_projection` (transposed if stored `[W,E]`) |
     | `logit_scale` (log of the multiplier) | `logit_scale` (the same) |
+    | `logit_bias` (with `logit_bias`: a sigmoid-trained model) | `logit_bias` |
     """
     transposed = layout.transposed_projections
     rules = [
@@ -323,12 +329,17 @@ def clip_rules(layout: ClipLayout, vision_layers: int, text_layers: int) -> list
         rule("text_projection.weight", layout.text_projection, transposed=transposed),
         rule("logit_scale", "logit_scale"),
     ]
+    if logit_bias:
+        rules.append(rule("logit_bias", "logit_bias"))
     return rules
 
 
 def map_clip(tensors: TensorMap, layout: ClipLayout, shape: ClipShape) -> None:
     """A rule for every tensor of the unicl model of `shape`, from `clip_rules`."""
-    import_rules(tensors, clip_rules(layout, shape.vision.layers, shape.text.layers))
+    bias = shape.init_logit_bias is not None
+    import_rules(
+        tensors, clip_rules(layout, shape.vision.layers, shape.text.layers, logit_bias=bias)
+    )
 
 
 def norm_rules(ours: str, theirs: str) -> list[Rule]:

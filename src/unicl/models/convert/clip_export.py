@@ -85,6 +85,7 @@ def clip_shape(model: UniCLModel, target: str) -> ClipShape:
         eot_id=text.eot_id,
         image_mean=model.image_mean,
         image_std=model.image_std,
+        init_logit_bias=model.config.init_logit_bias if model.logit_bias is not None else None,
     )
 
 

@@ -134,6 +134,7 @@ def convert_openai_clip(
         context_length=int(state["positional_embedding"].shape[0]),
         vocab_size=int(state["token_embedding.weight"].shape[0]),
         pool="argmax",
+        init_logit_bias=float(state["logit_bias"]) if "logit_bias" in state else None,
     )
     tensors = TensorMap(state, where=where, hint=HINT)
     for key, value in (

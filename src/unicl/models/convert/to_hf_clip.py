@@ -42,6 +42,11 @@ def hf_clip_files(model: UniCLModel) -> tuple[dict[str, torch.Tensor], dict[str,
     """(the weights of `model.safetensors`, the text files by name) of `model` as a Hugging
     Face CLIP directory."""
     shape = clip_shape(model, FORMAT)
+    if shape.init_logit_bias is not None:
+        raise UserInputError(
+            "the model has a logit_bias (trained with objective unicl-sigmoid) and CLIPModel has "
+            "none; export with --format open-clip, which keeps it"
+        )
     if shape.pool == "eot" and shape.eot_id == LEGACY_EOS:
         raise UserInputError(
             f"the text tower pools at end-of-text id {LEGACY_EOS}, which transformers reads as "

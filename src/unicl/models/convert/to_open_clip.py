@@ -18,7 +18,9 @@ OpenCLIP has one activation flag for both towers (`quick_gelu`), so towers with 
 activations are refused. Text pooling: `argmax` is OpenCLIP's default; `eot` is written as
 `argmax` when the end-of-text token has the largest id (CLIP's tokenizers: the same position for
 every text that holds the token, as every tokenised text does), else as `pool_type: eos` with
-`eos_id` (OpenCLIP releases with end-of-sequence pooling).
+`eos_id` (OpenCLIP releases with end-of-sequence pooling). A model trained with the sigmoid
+objective keeps its `logit_bias` (OpenCLIP's tensor of that name, `init_logit_bias` in
+`model_cfg`).
 """
 
 from __future__ import annotations
@@ -55,6 +57,7 @@ def open_clip_files(model: UniCLModel) -> tuple[dict[str, torch.Tensor], dict[st
     model_cfg = {
         "embed_dim": shape.embed_dim,
         "quick_gelu": vision.act == "quick_gelu",
+        **({} if shape.init_logit_bias is None else {"init_logit_bias": shape.init_logit_bias}),
         "vision_cfg": {
             "image_size": shape.image_size,
             "patch_size": shape.patch_size,
@@ -82,7 +85,8 @@ def open_clip_files(model: UniCLModel) -> tuple[dict[str, torch.Tensor], dict[st
         "resize_mode": "shortest",
     }
     record = {"model_cfg": model_cfg, "preprocess_cfg": preprocess_cfg}
-    rules = clip_rules(OPENAI_CLIP, vision.layers, text.layers)
+    bias = shape.init_logit_bias is not None
+    rules = clip_rules(OPENAI_CLIP, vision.layers, text.layers, logit_bias=bias)
     weights = export_rules(model.state_dict(), rules, f"{FORMAT} ({OPENAI_CLIP.name})")
     files = {
         CONFIG_FILE: json.dumps(record, indent=2) + "\n",
