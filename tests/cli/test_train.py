@@ -21,7 +21,10 @@ def test_print_config_shows_overrides_and_defaults(capsys):
     ("override", "message"),
     [
         ("optim.lrate=1", "unknown config key 'optim.lrate'"),
-        ("objective.name=clap", "'objective.name' is 'clap'; allowed values: 'unicl', 'clip'"),
+        (
+            "objective.name=clap",
+            "'objective.name' is 'clap'; allowed values: 'unicl', 'unicl-sigmoid', 'clip'",
+        ),
         ("data.batch_size=0", "'data.batch_size' is 0; it must be > 0"),
     ],
 )

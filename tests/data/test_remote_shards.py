@@ -67,10 +67,9 @@ def test_a_shard_failing_during_a_run_is_counted_and_skipped_with_a_warning(shar
     assert 10 <= report.bad <= 20  # the whole failed shard, and part of it again
     failed = f"pipe:cat {shards / 'shard-000002.tar'}"
     assert stream.last_epoch_bad.examples["truncated"][0] == f"{failed}#0"
-    assert (
-        f"shard {failed} failed after 0 of 10 samples (the command exited with status 1)"
-        in caplog.text
-    )
+    # the command's exit status, or the empty stream it left when that is all there is yet
+    assert f"shard {failed} failed after 0 of 10 samples (" in caplog.text
+    assert "the command exited with status 1" in caplog.text or "(empty file)" in caplog.text
 
 
 @pytest.mark.parametrize("max_bad_fraction", [0.01, 1.0])

@@ -39,7 +39,7 @@ def test_unknown_section_lists_allowed_sections():
 def test_unregistered_objective_names_key_and_registered_values():
     with pytest.raises(
         UserInputError,
-        match=r"'objective\.name' is 'siglip'.*'unicl', 'clip', 'multitask', 'ce', 'supcon'",
+        match=r"'objective\.name' is 'siglip'.*'unicl', 'unicl-sigmoid', 'clip', 'multitask', 'ce', 'supcon'",
     ):
         config_from_dict(_with(objective={"name": "siglip"}))
 

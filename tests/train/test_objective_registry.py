@@ -81,7 +81,14 @@ def test_an_unregistered_objective_is_refused_by_the_config():
 
 
 def test_builtin_objectives_are_registered_in_order():
-    assert registered_objectives()[:5] == ["unicl", "clip", "multitask", "ce", "supcon"]
+    assert registered_objectives()[:6] == [
+        "unicl",
+        "unicl-sigmoid",
+        "clip",
+        "multitask",
+        "ce",
+        "supcon",
+    ]
 
 
 def test_a_misspelled_objective_name_suggests_the_registered_one():

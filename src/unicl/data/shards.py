@@ -68,6 +68,13 @@ def _reason(error: Exception) -> str:
     return f"the command exited with status {status[1]}" if status else text
 
 
+def _first_reason(errors: list[Exception]) -> str:
+    """The reason of a failed read: a `pipe:` command's exit status when one of the errors
+    carries it (the empty stream it left may be reported first), else the first error's."""
+    reasons = [_reason(error) for error in errors]
+    return next((r for r in reasons if r.startswith("the command exited")), reasons[0])
+
+
 def local_path(url: str) -> Path | None:
     """The file a shard location names on this machine (a path or `file://`), else None (a
     remote URL or a `pipe:` command)."""
@@ -178,7 +185,7 @@ class ShardSource(ShardedSource):
                 url,
                 read,
                 self.shard_sizes[shard],
-                _reason(damage[0]),
+                _first_reason(damage),
             )
         if damage and read >= self.shard_sizes[shard]:
             # A damaged tar whose size was counted by reading it: how many samples it lost is

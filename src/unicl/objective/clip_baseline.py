@@ -28,7 +28,6 @@ from torch import nn
 
 from unicl import process_group
 from unicl.objective.gather import BatchGather
-from unicl.objective.inputs import validate_inputs
 from unicl.objective.loss import (
     checked_tile_precision,
     checked_tile_size,
@@ -36,6 +35,7 @@ from unicl.objective.loss import (
     sharded_contrastive_loss,
     similarity_logsumexp,
 )
+from unicl.objective.validation import validate_inputs
 from unicl.process_group import Group
 
 

@@ -52,11 +52,11 @@ from torch import nn
 
 from unicl import process_group
 from unicl.objective.gather import BatchGather
-from unicl.objective.inputs import all_finite, raise_if_not_finite, validate_inputs
 from unicl.objective.logsumexp import dense_logsumexp, tiled_logsumexp
 from unicl.objective.positives import LabelGroups, Memberships, label_sums, positive_logits
 from unicl.objective.targets import LabelMix
 from unicl.objective.tile_products import TILE_PRECISIONS
+from unicl.objective.validation import all_finite, raise_if_not_finite, validate_inputs
 from unicl.process_group import Group
 
 

@@ -31,8 +31,8 @@ from torch import nn
 
 from unicl import process_group
 from unicl.objective.clip_baseline import ClipLoss, clip_loss
-from unicl.objective.inputs import validate_inputs
 from unicl.objective.targets import CAPTION_CLASS_ID
+from unicl.objective.validation import validate_inputs
 from unicl.process_group import Group
 
 

@@ -37,12 +37,6 @@ from torch import nn
 
 from unicl import process_group
 from unicl.objective.gather import BatchGather
-from unicl.objective.inputs import (
-    all_finite,
-    raise_if_not_finite,
-    validate_inputs,
-    validated_scalar,
-)
 from unicl.objective.loss import (
     checked_tile_precision,
     checked_tile_size,
@@ -51,6 +45,12 @@ from unicl.objective.loss import (
 from unicl.objective.positives import LabelGroups, Memberships, label_sums
 from unicl.objective.softplus_sums import dense_softplus_sums, tiled_softplus_sums
 from unicl.objective.targets import LabelMix
+from unicl.objective.validation import (
+    all_finite,
+    raise_if_not_finite,
+    validate_inputs,
+    validated_scalar,
+)
 from unicl.process_group import Group
 
 INIT_SIGMOID_LOGIT_SCALE = math.log(10.0)
