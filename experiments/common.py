@@ -85,10 +85,12 @@ def train_run(
     reference_batch: int | None = None,
     model: dict[str, Any] | None = None,
     augment: dict[str, Any] | None = None,
+    balance: bool = True,
 ) -> tuple[Path, float]:
     """Train a model (`model`: the `model` section of a training config, default `unicl-tiny`
     from scratch) on `sources` with `objective` (`unicl`, `unicl-sigmoid`, `clip`, `multitask`,
-    `ce`, `supcon`), augmented with `augment` (`data.augment`; default `AUGMENT`).
+    `ce`, `supcon`), augmented with `augment` (`data.augment`; default `AUGMENT`), the sources
+    balanced by the paper's sampler unless `balance` is False.
 
     The learning rate is `budget.lr`, times `batch_size / reference_batch` when that is set (the
     linear scaling rule). A checkpoint is written every quarter of the run and the last one is
@@ -106,6 +108,7 @@ def train_run(
                 "sources": list(sources),
                 "batch_size": budget.batch_size,
                 "num_workers": 1,
+                "balance": balance,
                 "augment": AUGMENT if augment is None else augment,
             },
             "objective": {"name": objective},
