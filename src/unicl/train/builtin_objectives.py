@@ -71,6 +71,25 @@ class DualEncoderObjective(TrainingObjective):
     (`LabelMix`: `mix_labels`, `mix_weights` in the step inputs)."""
 
     mixes_images = True
+    criterion_class: type[nn.Module]
+    """The loss module, built with `objective.tile_size` and `tile_precision` over `group`."""
+
+    def __init__(
+        self,
+        model: nn.Module,
+        config: ObjectiveConfig,
+        *,
+        num_classes: int | None = None,
+        group: Group = None,
+    ) -> None:
+        super().__init__(model, config, num_classes=num_classes, group=group)
+        # the loop agrees on finiteness once per step, so the criterion does not check again
+        self.criterion = self.criterion_class(
+            tile_size=config.tile_size,
+            group=group,
+            tile_precision=config.tile_precision,
+            check_finite=False,
+        )
 
     def prepare(self, batch, augment: Augment, device: torch.device) -> StepInputs:
         images = augment(batch.images.to(device, non_blocking=True), batch.class_ids)
@@ -105,22 +124,7 @@ class UniCLObjective(DualEncoderObjective):
     """Image and text towers trained with the UniCL loss (tiled by `objective.tile_size`, its
     products at `objective.tile_precision`)."""
 
-    def __init__(
-        self,
-        model: nn.Module,
-        config: ObjectiveConfig,
-        *,
-        num_classes: int | None = None,
-        group: Group = None,
-    ) -> None:
-        super().__init__(model, config, num_classes=num_classes, group=group)
-        # the loop agrees on finiteness once per step, so the criterion does not check again
-        self.criterion = UniCLLoss(
-            tile_size=config.tile_size,
-            group=group,
-            tile_precision=config.tile_precision,
-            check_finite=False,
-        )
+    criterion_class = UniCLLoss
 
     def loss(self, features, shared, inputs: StepInputs) -> torch.Tensor:
         """`UniCLLoss`: this rank's rows against the gathered batch, weighted so that the mean
@@ -137,6 +141,8 @@ class LabelSigmoidObjective(DualEncoderObjective):
     (`b = -10`, `t = 10`); a model that has one (resumed, or trained this way before) keeps its
     bias and scale."""
 
+    criterion_class = LabelSigmoidLoss
+
     def __init__(
         self,
         model: nn.Module,
@@ -148,12 +154,6 @@ class LabelSigmoidObjective(DualEncoderObjective):
         super().__init__(model, config, num_classes=num_classes, group=group)
         if model.logit_bias is None:
             model.add_logit_bias(INIT_SIGMOID_LOGIT_BIAS, INIT_SIGMOID_LOGIT_SCALE)
-        self.criterion = LabelSigmoidLoss(
-            tile_size=config.tile_size,
-            group=group,
-            tile_precision=config.tile_precision,
-            check_finite=False,
-        )
 
     def loss(self, features, shared, inputs: StepInputs) -> torch.Tensor:
         """`LabelSigmoidLoss`: this rank's images against the gathered texts, weighted so that
@@ -176,22 +176,7 @@ class ClipObjective(DualEncoderObjective):
     targets for mixed images: mixup and cutmix are refused)."""
 
     mixes_images = False
-
-    def __init__(
-        self,
-        model: nn.Module,
-        config: ObjectiveConfig,
-        *,
-        num_classes: int | None = None,
-        group: Group = None,
-    ) -> None:
-        super().__init__(model, config, num_classes=num_classes, group=group)
-        self.criterion = ClipLoss(
-            tile_size=config.tile_size,
-            group=group,
-            tile_precision=config.tile_precision,
-            check_finite=False,
-        )
+    criterion_class = ClipLoss
 
     def loss(self, features, shared, inputs: StepInputs) -> torch.Tensor:
         """`ClipLoss`: as `unicl`'s, with image `i` and text `i` the only positive pair."""
