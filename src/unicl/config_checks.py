@@ -41,6 +41,12 @@ class Range:
         return f"{'(' if self.low_open else '['}{self.low}, {self.high}{')' if self.high_open else ']'}"
 
 
+def require(condition: bool, key: str, value: Any, expected: str) -> None:
+    """`UserInputError` naming config `key`, its `value` and what it must be, unless `condition`."""
+    if not condition:
+        raise UserInputError(f"config key '{key}' is {value!r}; it must be {expected}")
+
+
 def describe_yaml_error(error: Exception) -> str:
     """A `yaml.YAMLError` on one line: what is wrong and where (`... at line L, column C`)."""
     problem = getattr(error, "problem", None) or getattr(error, "context", None) or "not YAML"

@@ -25,21 +25,17 @@ from typing import Annotated, Any, Literal
 
 import yaml
 
-from unicl.config_checks import Range, build_dataclass, describe_yaml_error
+from unicl.config_checks import Range, build_dataclass, describe_yaml_error, require
 from unicl.constants import MAX_SEED, MAX_THREADS
 from unicl.data.readers import parse_source
 from unicl.errors import UserInputError
 from unicl.files import read_utf8
-from unicl.train.config_loading import apply_override
+from unicl.train.config_evaluation import EvaluationConfig
+from unicl.train.config_overrides import apply_override
 from unicl.train.objective_registry import objective_class
 
 MAX_CLASSES = 10_000_000
 """The most classes a `ce` head may have (ImageNet-21K has 21,841)."""
-
-
-def _require(condition: bool, key: str, value: Any, expected: str) -> None:
-    if not condition:
-        raise UserInputError(f"config key '{key}' is {value!r}; it must be {expected}")
 
 
 @dataclass
@@ -108,27 +104,27 @@ class DataConfig:
     augment: dict[str, Any] = field(default_factory=dict)
 
     def validate(self) -> None:
-        _require(len(self.sources) > 0, "data.sources", self.sources, "a non-empty list")
+        require(len(self.sources) > 0, "data.sources", self.sources, "a non-empty list")
         for index, source in enumerate(self.sources):
             try:
                 parse_source(source)
             except UserInputError as error:
                 raise UserInputError(f"config key 'data.sources.{index}': {error}") from None
-        _require(self.batch_size > 0, "data.batch_size", self.batch_size, "> 0")
-        _require(
+        require(self.batch_size > 0, "data.batch_size", self.batch_size, "> 0")
+        require(
             0.0 <= self.max_bad_fraction <= 1.0,
             "data.max_bad_fraction",
             self.max_bad_fraction,
             "between 0 and 1",
         )
-        _require(
+        require(
             self.accumulation_steps > 0,
             "data.accumulation_steps",
             self.accumulation_steps,
             "> 0",
         )
-        _require(self.num_workers >= 0, "data.num_workers", self.num_workers, ">= 0")
-        _require(self.prefetch_factor >= 1, "data.prefetch_factor", self.prefetch_factor, ">= 1")
+        require(self.num_workers >= 0, "data.num_workers", self.num_workers, ">= 0")
+        require(self.prefetch_factor >= 1, "data.prefetch_factor", self.prefetch_factor, ">= 1")
 
 
 @dataclass
@@ -156,10 +152,10 @@ class ObjectiveConfig:
 
     def validate(self) -> None:
         objective_class(self.name)  # an unregistered name raises, listing the registered ones
-        _require(self.temperature > 0, "objective.temperature", self.temperature, "> 0")
-        _require(self.clip_weight >= 0, "objective.clip_weight", self.clip_weight, ">= 0")
+        require(self.temperature > 0, "objective.temperature", self.temperature, "> 0")
+        require(self.clip_weight >= 0, "objective.clip_weight", self.clip_weight, ">= 0")
         if self.tile_size is not None:
-            _require(self.tile_size > 0, "objective.tile_size", self.tile_size, "> 0 or null")
+            require(self.tile_size > 0, "objective.tile_size", self.tile_size, "> 0 or null")
 
 
 @dataclass
@@ -175,7 +171,7 @@ class TowerScaleConfig:
         for side in ("image", "text"):
             value = getattr(self, side)
             if value is not None:
-                _require(value > 0, f"optim.tower_lr_scale.{side}", value, "> 0 or null")
+                require(value > 0, f"optim.tower_lr_scale.{side}", value, "> 0 or null")
 
 
 @dataclass
@@ -203,18 +199,18 @@ class OptimConfig:
     tower_lr_scale: TowerScaleConfig = field(default_factory=TowerScaleConfig)
 
     def validate(self) -> None:
-        _require(self.lr > 0, "optim.lr", self.lr, "> 0")
-        _require(0 < self.layer_decay <= 1, "optim.layer_decay", self.layer_decay, "in (0, 1]")
-        _require(self.head_lr_scale > 0, "optim.head_lr_scale", self.head_lr_scale, "> 0")
+        require(self.lr > 0, "optim.lr", self.lr, "> 0")
+        require(0 < self.layer_decay <= 1, "optim.layer_decay", self.layer_decay, "in (0, 1]")
+        require(self.head_lr_scale > 0, "optim.head_lr_scale", self.head_lr_scale, "> 0")
         if self.reference_batch is not None:
-            _require(self.reference_batch > 0, "optim.reference_batch", self.reference_batch, "> 0")
-        _require(self.weight_decay >= 0, "optim.weight_decay", self.weight_decay, ">= 0")
-        _require(all(0 <= b < 1 for b in self.betas), "optim.betas", self.betas, "in [0, 1)")
-        _require(self.eps > 0, "optim.eps", self.eps, "> 0")
+            require(self.reference_batch > 0, "optim.reference_batch", self.reference_batch, "> 0")
+        require(self.weight_decay >= 0, "optim.weight_decay", self.weight_decay, ">= 0")
+        require(all(0 <= b < 1 for b in self.betas), "optim.betas", self.betas, "in [0, 1)")
+        require(self.eps > 0, "optim.eps", self.eps, "> 0")
         if self.grad_clip is not None:
-            _require(self.grad_clip > 0, "optim.grad_clip", self.grad_clip, "> 0 or null")
+            require(self.grad_clip > 0, "optim.grad_clip", self.grad_clip, "> 0 or null")
         if self.ema_decay is not None:
-            _require(0 < self.ema_decay < 1, "optim.ema_decay", self.ema_decay, "in (0, 1)")
+            require(0 < self.ema_decay < 1, "optim.ema_decay", self.ema_decay, "in (0, 1)")
 
 
 @dataclass
@@ -227,14 +223,14 @@ class ScheduleConfig:
     min_lr_ratio: float = 0.0
 
     def validate(self) -> None:
-        _require(self.steps > 0, "schedule.steps", self.steps, "> 0")
-        _require(
+        require(self.steps > 0, "schedule.steps", self.steps, "> 0")
+        require(
             0 <= self.warmup_steps < self.steps,
             "schedule.warmup_steps",
             self.warmup_steps,
             f"in [0, schedule.steps={self.steps})",
         )
-        _require(
+        require(
             0 <= self.min_lr_ratio <= 1, "schedule.min_lr_ratio", self.min_lr_ratio, "in [0, 1]"
         )
 
@@ -269,10 +265,10 @@ class RunConfig:
     on_collapse: Literal["stop", "warn"] = "stop"
 
     def validate(self) -> None:
-        _require(self.max_nonfinite > 0, "run.max_nonfinite", self.max_nonfinite, "> 0")
-        _require(self.timeout_minutes > 0, "run.timeout_minutes", self.timeout_minutes, "> 0")
+        require(self.max_nonfinite > 0, "run.max_nonfinite", self.max_nonfinite, "> 0")
+        require(self.timeout_minutes > 0, "run.timeout_minutes", self.timeout_minutes, "> 0")
         if self.precision == "fp16":
-            _require(
+            require(
                 self.device != "cpu",
                 "run.precision",
                 self.precision,
@@ -289,86 +285,8 @@ class CheckpointConfig:
     keep_last: int = 3
 
     def validate(self) -> None:
-        _require(self.every_steps > 0, "checkpoint.every_steps", self.every_steps, "> 0")
-        _require(self.keep_last > 0, "checkpoint.keep_last", self.keep_last, "> 0")
-
-
-def _require_source(value: Any, key: str) -> None:
-    _require(value is not None, key, None, "a source")
-    try:
-        parse_source(value)
-    except UserInputError as error:
-        raise UserInputError(f"config key '{key}': {error}") from None
-
-
-@dataclass
-class ZeroShotConfig:
-    """A held-out image-label source (a source string or mapping, as in `data.sources`) scored by
-    zero-shot classification with prompt classifiers from `templates` (a template set name or
-    file; null: the source's own). `name` prefixes its metrics (default: the source's name)."""
-
-    source: Any = None
-    name: str | None = None
-    templates: str | None = None
-
-    def validate(self) -> None:
-        _require_source(self.source, "evaluation.zeroshot.source")
-
-
-@dataclass
-class RetrievalConfig:
-    """An image-text source scored by image-to-text and text-to-image recall@1/5/10. `name`
-    prefixes its metrics (default: the source's name)."""
-
-    source: Any = None
-    name: str | None = None
-
-    def validate(self) -> None:
-        _require_source(self.source, "evaluation.retrieval.source")
-
-
-@dataclass
-class LinearProbeConfig:
-    """A linear probe of the image tower: logistic regression fitted on the frozen features of the
-    image-label source `train` (L2 chosen on a validation split), scored on `test`. `name` prefixes
-    its metrics (default: the test source's name)."""
-
-    train: Any = None
-    test: Any = None
-    name: str | None = None
-
-    def validate(self) -> None:
-        _require_source(self.train, "evaluation.linear_probe.train")
-        _require_source(self.test, "evaluation.linear_probe.test")
-
-
-@dataclass
-class EvaluationConfig:
-    """Evaluation every `every_steps` steps (null: only at the end) on the `zeroshot`,
-    `retrieval` and `linear_probe` entries, `batch_size` images or texts at a time, reading
-    images with `num_workers` DataLoader workers per process (null: `data.num_workers`). On
-    several processes every rank encodes its share (`unicl.train.periodic_eval`)."""
-
-    every_steps: int | None = None
-    zeroshot: list[ZeroShotConfig] = field(default_factory=list)
-    retrieval: list[RetrievalConfig] = field(default_factory=list)
-    linear_probe: list[LinearProbeConfig] = field(default_factory=list)
-    batch_size: int = 256
-    num_workers: int | None = None
-
-    def validate(self) -> None:
-        if self.every_steps is not None:
-            _require(self.every_steps > 0, "evaluation.every_steps", self.every_steps, "> 0")
-        _require(self.batch_size > 0, "evaluation.batch_size", self.batch_size, "> 0")
-        if self.num_workers is not None:
-            _require(
-                self.num_workers >= 0, "evaluation.num_workers", self.num_workers, ">= 0 or null"
-            )
-
-    @property
-    def enabled(self) -> bool:
-        """True when any evaluation is configured."""
-        return bool(self.zeroshot or self.retrieval or self.linear_probe)
+        require(self.every_steps > 0, "checkpoint.every_steps", self.every_steps, "> 0")
+        require(self.keep_last > 0, "checkpoint.keep_last", self.keep_last, "> 0")
 
 
 @dataclass
@@ -381,7 +299,7 @@ class LoggingConfig:
     progress: bool = True
 
     def validate(self) -> None:
-        _require(self.every_steps > 0, "logging.every_steps", self.every_steps, "> 0")
+        require(self.every_steps > 0, "logging.every_steps", self.every_steps, "> 0")
 
 
 @dataclass
