@@ -24,19 +24,16 @@ the gradient is that of one process on the global batch (as for ``UniCLLoss``; O
 from __future__ import annotations
 
 import torch
-from torch import nn
 
 from unicl import process_group
-from unicl.objective.gather import BatchGather
 from unicl.objective.loss import (
-    checked_tile_precision,
+    BatchCriterion,
     checked_tile_size,
     float32_region,
     sharded_contrastive_loss,
     similarity_logsumexp,
 )
 from unicl.objective.validation import validate_inputs
-from unicl.process_group import Group
 
 
 def clip_loss(
@@ -66,7 +63,7 @@ def clip_loss(
         return ((row_lse - diagonal).mean() + (column_lse - diagonal).mean()) / 2
 
 
-class ClipLoss(nn.Module):
+class ClipLoss(BatchCriterion):
     """:func:`clip_loss` on one process, its exact sharded form (``loss_r`` of the module
     docstring) when ``group`` spans several.
 
@@ -76,21 +73,6 @@ class ClipLoss(nn.Module):
     the global loss), and every rank of ``group`` must call it at the same step. Non-finite input
     on any rank makes every rank raise ``ValueError`` together.
     """
-
-    def __init__(
-        self,
-        tile_size: int | None = None,
-        group: Group = None,
-        *,
-        tile_precision: str = "fp32",
-        check_finite: bool = True,
-    ) -> None:
-        super().__init__()
-        self.tile_size = checked_tile_size(tile_size)
-        self.tile_precision = checked_tile_precision(tile_precision)
-        self.group = group
-        self.check_finite = check_finite
-        self.gather = BatchGather(group)
 
     def forward(
         self,
@@ -127,6 +109,3 @@ class ClipLoss(nn.Module):
             tile_precision=self.tile_precision,
             check_finite=self.check_finite,
         )
-
-    def extra_repr(self) -> str:
-        return f"tile_size={self.tile_size}, tile_precision={self.tile_precision!r}"

@@ -23,7 +23,13 @@ from __future__ import annotations
 import torch
 from torch.autograd.function import once_differentiable
 
-from unicl.objective.tile_products import TILE_PRECISIONS, matmul_precision, product, rounded
+from unicl.objective.tile_products import (
+    TILE_PRECISIONS,
+    add_block_gradients,
+    matmul_precision,
+    product,
+    rounded,
+)
 
 
 def dense_logsumexp(
@@ -95,11 +101,7 @@ class _TiledLogSumExp(torch.autograd.Function):
                 if column_weights is not None:
                     weights.add_(column_weights)
                     del column_weights
-                if precision == "bf16":
-                    weights = rounded(weights, precision)
-                    grad_a += product(weights, b_block, a.dtype)
-                    grad_b[start:stop] = product(weights.T, a_in, a.dtype)
-                else:
-                    grad_a.addmm_(weights, b_block)
-                    torch.mm(weights.T, a, out=grad_b[start:stop])
+                add_block_gradients(
+                    weights, a, a_in, b_block, grad_a, grad_b[start:stop], precision
+                )
         return grad_a, grad_b, None, None, None

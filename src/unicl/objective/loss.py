@@ -114,7 +114,32 @@ def unicl_loss(
         return (image_to_text + text_to_image) / 2
 
 
-class UniCLLoss(nn.Module):
+class BatchCriterion(nn.Module):
+    """What the batch-wide criteria (`UniCLLoss`, `ClipLoss`, `LabelSigmoidLoss`) are built from:
+    the column block ``tile_size`` (None: dense) and the ``tile_precision`` of the similarity
+    matrix, the process ``group`` whose ranks share the batch (with its ``gather``), and whether
+    ``check_finite`` scans the inputs."""
+
+    def __init__(
+        self,
+        tile_size: int | None = None,
+        group: Group = None,
+        *,
+        tile_precision: str = "fp32",
+        check_finite: bool = True,
+    ) -> None:
+        super().__init__()
+        self.tile_size = checked_tile_size(tile_size)
+        self.tile_precision = checked_tile_precision(tile_precision)
+        self.group = group
+        self.check_finite = check_finite
+        self.gather = BatchGather(group)
+
+    def extra_repr(self) -> str:
+        return f"tile_size={self.tile_size}, tile_precision={self.tile_precision!r}"
+
+
+class UniCLLoss(BatchCriterion):
     """The training criterion: :func:`unicl_loss` on one process, its exact sharded form (the module
     docstring's ``loss_r``) when ``group`` spans several.
 
@@ -133,21 +158,6 @@ class UniCLLoss(nn.Module):
     with every rank's row count, then image and text features together; see
     :class:`~unicl.objective.gather.BatchGather`) and its backward one reduce-scatter.
     """
-
-    def __init__(
-        self,
-        tile_size: int | None = None,
-        group: Group = None,
-        *,
-        tile_precision: str = "fp32",
-        check_finite: bool = True,
-    ) -> None:
-        super().__init__()
-        self.tile_size = checked_tile_size(tile_size)
-        self.tile_precision = checked_tile_precision(tile_precision)
-        self.group = group
-        self.check_finite = check_finite
-        self.gather = BatchGather(group)
 
     def forward(
         self,
@@ -192,9 +202,6 @@ class UniCLLoss(nn.Module):
             tile_precision=self.tile_precision,
             check_finite=self.check_finite,
         )
-
-    def extra_repr(self) -> str:
-        return f"tile_size={self.tile_size}, tile_precision={self.tile_precision!r}"
 
 
 def unicl_positives(

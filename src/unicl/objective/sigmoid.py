@@ -33,13 +33,10 @@ from __future__ import annotations
 import math
 
 import torch
-from torch import nn
 
 from unicl import process_group
-from unicl.objective.gather import BatchGather
 from unicl.objective.loss import (
-    checked_tile_precision,
-    checked_tile_size,
+    BatchCriterion,
     float32_region,
 )
 from unicl.objective.positives import LabelGroups, Memberships, label_sums
@@ -51,7 +48,6 @@ from unicl.objective.validation import (
     validate_inputs,
     validated_scalar,
 )
-from unicl.process_group import Group
 
 INIT_SIGMOID_LOGIT_SCALE = math.log(10.0)
 """SigLIP's initial ``log t``."""
@@ -93,7 +89,7 @@ def label_sigmoid_loss(
         return (softplus - targets).mean()
 
 
-class LabelSigmoidLoss(nn.Module):
+class LabelSigmoidLoss(BatchCriterion):
     """:func:`label_sigmoid_loss` on one process, its exact sharded form (``loss_r`` of the
     module docstring) when ``group`` spans several.
 
@@ -107,21 +103,7 @@ class LabelSigmoidLoss(nn.Module):
     pairs in the global batch, ``mean_ij T_ij`` (a 0-d tensor, read by the health monitor).
     """
 
-    def __init__(
-        self,
-        tile_size: int | None = None,
-        group: Group = None,
-        *,
-        tile_precision: str = "fp32",
-        check_finite: bool = True,
-    ) -> None:
-        super().__init__()
-        self.tile_size = checked_tile_size(tile_size)
-        self.tile_precision = checked_tile_precision(tile_precision)
-        self.group = group
-        self.check_finite = check_finite
-        self.gather = BatchGather(group)
-        self.positive_share: torch.Tensor | None = None
+    positive_share: torch.Tensor | None = None
 
     def forward(
         self,
@@ -155,9 +137,6 @@ class LabelSigmoidLoss(nn.Module):
             total = (softplus - targets).sum()
         self.positive_share = positive_share(all_labels)
         return total * (process_group.world_size(self.group) / all_texts.shape[0])
-
-    def extra_repr(self) -> str:
-        return f"tile_size={self.tile_size}, tile_precision={self.tile_precision!r}"
 
 
 def softplus_sums(

@@ -19,7 +19,13 @@ import torch
 import torch.nn.functional as F
 from torch.autograd.function import once_differentiable
 
-from unicl.objective.tile_products import TILE_PRECISIONS, matmul_precision, product, rounded
+from unicl.objective.tile_products import (
+    TILE_PRECISIONS,
+    add_block_gradients,
+    matmul_precision,
+    product,
+    rounded,
+)
 
 
 def dense_softplus_sums(a: torch.Tensor, b: torch.Tensor, bias: torch.Tensor) -> torch.Tensor:
@@ -69,11 +75,7 @@ class _TiledSoftplusSums(torch.autograd.Function):
                 weights = product(a_in, b_block.T, a.dtype).add_(bias).sigmoid_()
                 weights.mul_(grad_rows[:, None])
                 grad_bias += weights.sum()
-                if precision == "bf16":
-                    weights = rounded(weights, precision)
-                    grad_a += product(weights, b_block, a.dtype)
-                    grad_b[start:stop] = product(weights.T, a_in, a.dtype)
-                else:
-                    grad_a.addmm_(weights, b_block)
-                    torch.mm(weights.T, a, out=grad_b[start:stop])
+                add_block_gradients(
+                    weights, a, a_in, b_block, grad_a, grad_b[start:stop], precision
+                )
         return grad_a, grad_b, grad_bias.reshape(bias.shape), None, None

@@ -53,3 +53,24 @@ def matmul_precision(precision: str) -> Iterator[None]:
         yield
     finally:
         torch.set_float32_matmul_precision(before)
+
+
+def add_block_gradients(
+    weights: torch.Tensor,
+    a: torch.Tensor,
+    a_in: torch.Tensor,
+    b_block: torch.Tensor,
+    grad_a: torch.Tensor,
+    grad_b_block: torch.Tensor,
+    precision: str,
+) -> None:
+    """One column block's share of a tiled kernel's gradients, with ``G = weights [M, n]``:
+    ``grad_a += G @ b_block`` and ``grad_b_block = G.T @ a`` (in place), the products at
+    `precision` (``a_in``, ``b_block``: the operands as `rounded` gives them)."""
+    if precision == "bf16":
+        weights = rounded(weights, precision)
+        grad_a += product(weights, b_block, a.dtype)
+        grad_b_block.copy_(product(weights.T, a_in, a.dtype))
+    else:
+        grad_a.addmm_(weights, b_block)
+        torch.mm(weights.T, a, out=grad_b_block)
