@@ -65,6 +65,7 @@ experiments-full: $(STAMP)
 	$(BIN)/python experiments/table5_image_text_label.py --variant medium --threads 1 --results experiments/results/table5-medium
 	$(BIN)/python experiments/batch_size.py --variant medium --threads 1 --results experiments/results/batch-size-medium
 	$(BIN)/python experiments/synergy_pretrained.py --variant short --threads 1 --results experiments/results/synergy-short
+	$(BIN)/python experiments/sigmoid_mixup.py --variant demo --threads 1 --results experiments/results/sigmoid-mixup-demo
 
 clean:
 	rm -rf $(VENV) build dist src/*.egg-info

@@ -9,7 +9,11 @@ learning rate scaled linearly (`lr * batch / 128`); then at the demo's batch siz
 `data.augment` mixup 0.8 and cutmix 1.0 (switch 0.5) added. Scored by zero-shot top-1 on the
 demo's 2,000 held-out Fashion-MNIST test images.
 
-Run: `python experiments/sigmoid_mixup.py --variant short|demo [--out DIR] [--results DIR]`.
+The `lite` variant repeats the comparison from the pretrained `unicl-lite` (ImageNet
+EfficientNet-Lite0 and MiniLM), trained as `experiments/synergy_pretrained.py` trains it (image
+tower locked, text tower locked but its last layer, 128 px, learning rate 1e-3 at batch 64).
+
+Run: `python experiments/sigmoid_mixup.py --variant short|demo|lite [--out DIR] [--results DIR]`.
 Runs go seed by seed; each writes `runs/<run>.json` under `--results` and is skipped when that
 exists, so the same command resumes an interrupted experiment.
 """
@@ -37,6 +41,13 @@ from common import (
 OBJECTIVES = ("unicl", "unicl-sigmoid")
 REFERENCE_BATCH = 128
 LR = 5.0e-3
+LITE = {
+    "name": "unicl-lite",
+    "overrides": {"image_size": 128, "context_length": 32},
+    "lock_image": {"unlocked_groups": 0},
+    "lock_text": {"unlocked_groups": 1},
+}
+"""`unicl-lite` as `experiments/synergy_pretrained.py` trains it."""
 DEMO_AUGMENT = {"scale": [0.85, 1.0], "jitter": 0.1, "flip_p": 0.5}
 """`configs/demo.yaml`'s augmentation."""
 MIX = {**DEMO_AUGMENT, "mixup": 0.8, "cutmix": 1.0, "mix_prob": 1.0, "mix_switch_prob": 0.5}
@@ -45,6 +56,15 @@ VARIANTS = {
     "short": {"samples": 19_200, "batch_sizes": (16, 64, 128), "seeds": (0, 1, 2)},
     # 64,000 samples per run, the demo's budget (500 steps at 128).
     "demo": {"samples": 64_000, "batch_sizes": (16, 64, 128), "seeds": (0, 1, 2)},
+    # the pretrained unicl-lite, 6,400 samples per run (100 steps at batch 64).
+    "lite": {
+        "samples": 6_400,
+        "batch_sizes": (16, 64),
+        "seeds": (0, 1, 2),
+        "model": LITE,
+        "lr": 1.0e-3,
+        "reference_batch": 64,
+    },
     # the pipeline in about a minute (tests).
     "tiny": {"samples": 64, "batch_sizes": (16, 32), "seeds": (0,)},
 }
@@ -76,7 +96,8 @@ def main() -> int:
         for group, objective, batch_size, mixing in runs_of(settings):
             name = f"{group}-seed{seed}"
             run_dir = out / name
-            budget = Budget(steps=settings["samples"] // batch_size, batch_size=batch_size, lr=LR)
+            lr = settings.get("lr", LR)
+            budget = Budget(steps=settings["samples"] // batch_size, batch_size=batch_size, lr=lr)
 
             def compute(
                 objective=objective, budget=budget, seed=seed, run_dir=run_dir, mixing=mixing
@@ -88,7 +109,8 @@ def main() -> int:
                     budget,
                     seed,
                     threads=args.threads,
-                    reference_batch=REFERENCE_BATCH,
+                    reference_batch=settings.get("reference_batch", REFERENCE_BATCH),
+                    model=settings.get("model"),
                     augment=MIX if mixing else DEMO_AUGMENT,
                     balance=False,
                 )
@@ -126,7 +148,8 @@ def main() -> int:
             "samples_per_run": settings["samples"],
             "batch_sizes": list(settings["batch_sizes"]),
             "seeds": list(settings["seeds"]),
-            "lr": f"{LR} * batch / {REFERENCE_BATCH}",
+            "lr": f"{settings.get('lr', LR)} * batch / {settings.get('reference_batch', REFERENCE_BATCH)}",
+            "model": settings.get("model", {"name": "unicl-tiny"}),
             "augment": DEMO_AUGMENT,
             "balance": False,
             "mixing": MIX,
