@@ -7,7 +7,8 @@ label's group with weight 1; a mixed image (``LabelMix``) belongs to two, with w
     S_c = sum_k m_k(c) key_k          M_c = sum_k m_k(c)
 
 Every term of the losses that involves the positives is a dot product of a query with these
-``O(G x D)`` sums (``G`` labels), so none of them needs the ``B x B`` similarity matrix.
+``O(N x D)`` sums (one slot per key, ``G <= N`` of them used), so none of them needs the
+``B x B`` similarity matrix.
 """
 
 from __future__ import annotations
@@ -18,14 +19,28 @@ from unicl.objective.targets import LabelMix
 
 
 class LabelGroups:
-    """The distinct labels of a set of keys: each key's group and each group's size.
+    """The distinct labels of a set of ``N`` keys: each key's group and each group's size.
 
-    Built once per batch and shared by both directions of the loss.
+    Built once per batch and shared by both directions of the loss. There are ``N`` group slots
+    whatever the number ``G`` of distinct labels: slot ``g < G`` holds the ``g``-th smallest
+    label, the rest are empty (size 0, label ``EMPTY_SLOT``). Sorting instead of
+    ``torch.unique`` keeps every shape known in advance, so nothing waits for the device.
     """
 
+    EMPTY_SLOT = torch.iinfo(torch.int64).max
+    """The label of an unused slot: larger than any TargetM label, so ``group_of`` never finds it."""
+
     def __init__(self, key_labels: torch.Tensor) -> None:
-        self.labels, self.key_group = torch.unique(key_labels, return_inverse=True)
-        self.sizes = torch.bincount(self.key_group, minlength=self.labels.numel())
+        sorted_labels, order = torch.sort(key_labels)
+        starts = torch.ones_like(sorted_labels, dtype=torch.bool)
+        starts[1:] = sorted_labels[1:] != sorted_labels[:-1]
+        sorted_group = torch.cumsum(starts, dim=0) - 1
+        self.key_group = torch.empty_like(sorted_group).scatter_(0, order, sorted_group)
+        self.labels = torch.full_like(key_labels, self.EMPTY_SLOT)
+        self.labels.scatter_(0, sorted_group, sorted_labels)
+        self.sizes = torch.zeros_like(key_labels).index_add_(
+            0, self.key_group, torch.ones_like(key_labels)
+        )
 
     def group_of(self, query_labels: torch.Tensor) -> torch.Tensor:
         """The group of each query label; every query label must occur among the keys."""
@@ -78,5 +93,5 @@ def positive_logits(
 ) -> torch.Tensor:
     """``pos[i] = scale * sum_c m_i(c) <q_i, S_c / M_c>``: the mean logit of query ``i`` over the
     keys of its label, or, for a mixed query, the mix of those means over its two labels."""
-    means = sums / mass[:, None]
+    means = sums / torch.where(mass > 0, mass, 1)[:, None]  # empty slots are never picked
     return scale * (queries * query_memberships.pick(means)).sum(dim=1)
