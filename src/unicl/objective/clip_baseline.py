@@ -30,7 +30,6 @@ from unicl.objective.loss import (
     BatchCriterion,
     checked_tile_size,
     float32_region,
-    sharded_contrastive_loss,
     similarity_logsumexp,
 )
 from unicl.objective.validation import validate_inputs
@@ -98,14 +97,4 @@ class ClipLoss(BatchCriterion):
             return diagonal, diagonal
 
         _, sizes = self.gather.labels(images.new_zeros(images.shape[0], dtype=torch.long))
-        return sharded_contrastive_loss(
-            images,
-            texts,
-            scale,
-            positives,
-            gather=self.gather,
-            sizes=sizes,
-            tile_size=self.tile_size,
-            tile_precision=self.tile_precision,
-            check_finite=self.check_finite,
-        )
+        return self.sharded_loss(images, texts, scale, positives, sizes)

@@ -135,6 +135,27 @@ class BatchCriterion(nn.Module):
         self.check_finite = check_finite
         self.gather = BatchGather(group)
 
+    def sharded_loss(
+        self,
+        images: torch.Tensor,
+        texts: torch.Tensor,
+        scale: torch.Tensor,
+        positives: Callable[[torch.Tensor, torch.Tensor], tuple[torch.Tensor, torch.Tensor]],
+        sizes: list[int],
+    ) -> torch.Tensor:
+        """`sharded_contrastive_loss` with this criterion's tiles, group and checks."""
+        return sharded_contrastive_loss(
+            images,
+            texts,
+            scale,
+            positives,
+            gather=self.gather,
+            sizes=sizes,
+            tile_size=self.tile_size,
+            tile_precision=self.tile_precision,
+            check_finite=self.check_finite,
+        )
+
     def extra_repr(self) -> str:
         return f"tile_size={self.tile_size}, tile_precision={self.tile_precision!r}"
 
@@ -191,17 +212,7 @@ class UniCLLoss(BatchCriterion):
                 images, texts, labels, mix, all_images, all_texts, all_labels, all_mix, scale
             )
 
-        return sharded_contrastive_loss(
-            images,
-            texts,
-            scale,
-            positives,
-            gather=self.gather,
-            sizes=sizes,
-            tile_size=self.tile_size,
-            tile_precision=self.tile_precision,
-            check_finite=self.check_finite,
-        )
+        return self.sharded_loss(images, texts, scale, positives, sizes)
 
 
 def unicl_positives(

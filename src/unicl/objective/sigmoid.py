@@ -85,7 +85,7 @@ def label_sigmoid_loss(
         mix = mix.validated(labels)
     with float32_region(images.device):
         softplus = softplus_sums(images * scale, texts, bias, tile_size, tile_precision)
-        targets = target_logit_sums(images, labels, mix, texts, labels, scale, bias)
+        targets = target_logit_sums(images, labels, mix, texts, LabelGroups(labels), scale, bias)
         return (softplus - targets).mean()
 
 
@@ -133,9 +133,10 @@ class LabelSigmoidLoss(BatchCriterion):
             softplus = softplus_sums(
                 images * scale, all_texts, bias, self.tile_size, self.tile_precision
             )
-            targets = target_logit_sums(images, labels, mix, all_texts, all_labels, scale, bias)
+            groups = LabelGroups(all_labels)
+            targets = target_logit_sums(images, labels, mix, all_texts, groups, scale, bias)
             total = (softplus - targets).sum()
-        self.positive_share = positive_share(all_labels)
+        self.positive_share = positive_share(all_labels, groups)
         return total * (process_group.world_size(self.group) / all_texts.shape[0])
 
 
@@ -157,23 +158,23 @@ def target_logit_sums(
     labels: torch.Tensor,
     mix: LabelMix | None,
     all_texts: torch.Tensor,
-    all_labels: torch.Tensor,
+    groups: LabelGroups,
     scale: torch.Tensor,
     bias: torch.Tensor,
 ) -> torch.Tensor:
-    """``sum_j T_ij x_ij`` for each local image ``i`` against all texts ``j``:
-    ``t <u_i, sum_c m_i(c) S_c> + b sum_c m_i(c) n_c``."""
-    groups = LabelGroups(all_labels)
+    """``sum_j T_ij x_ij`` for each local image ``i`` against all texts ``j`` (grouped by their
+    labels, ``groups``): ``t <u_i, sum_c m_i(c) S_c> + b sum_c m_i(c) n_c``."""
     sums, counts = label_sums(all_texts, groups)
     memberships = Memberships(groups, labels, mix)
     dots = (images * memberships.pick(sums)).sum(dim=1)
     return scale * dots + bias * memberships.pick(counts)
 
 
-def positive_share(all_labels: torch.Tensor) -> torch.Tensor:
+def positive_share(all_labels: torch.Tensor, groups: LabelGroups | None = None) -> torch.Tensor:
     """The share of positive pairs in the global batch by its labels, ``sum_c n_c^2 / N^2`` (a
-    0-d tensor, the same on every rank, no collective; mixing moves it little and is left out)."""
-    sizes = LabelGroups(all_labels).sizes.float()
+    0-d tensor, the same on every rank, no collective; mixing moves it little and is left out).
+    ``groups``: the labels' ``LabelGroups`` when the caller has them."""
+    sizes = (groups or LabelGroups(all_labels)).sizes.float()
     return (sizes**2).sum() / float(all_labels.numel()) ** 2
 
 
