@@ -32,6 +32,12 @@ work after each batch holds the stream at 80% load for two more epoch boundaries
 wait for a batch and the longest wait for the first batch of an epoch (goal: no longer than
 the median, no dip at epoch boundaries).
 
+4. Fewer shards than consumers: the same images in `--few-shards` shards per source, read by one
+consumer of C (rank 0 of C ranks, no workers; C from `--consumers`), which keeps every C-th
+sample of every shard. Each kept sample should cost what it costs at C = 1, so a consumer's rate
+at C against C = 1 is the share of scaling that the data layout allows (goal >= 80%), through
+the tar index (`unicl.data.tar_index`) and, for comparison, streaming every shard whole.
+
     python benchmarks/data.py                      # everything; on a GPU machine as well
     python benchmarks/data.py --cases 224 workers --repeats 3 --workers 1 2
 """
@@ -48,6 +54,7 @@ import tempfile
 import time
 from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
+from unittest import mock
 
 import numpy as np
 import PIL
@@ -55,7 +62,7 @@ import torch
 import webdataset as wds
 from PIL import Image, ImageOps
 
-from unicl.data import BatchAugment, UnifiedStream
+from unicl.data import BatchAugment, UnifiedStream, shards
 from unicl.data.arrays import read_idx
 from unicl.data.images import to_rgb
 from unicl.data.shards import IMAGE_EXTENSIONS, expand_shards, iterate_shard
@@ -319,6 +326,55 @@ def scaling(args: argparse.Namespace, sources: list[dict], tokenizer: Tokenizer)
         )
 
 
+def consumer_pass(stream: UnifiedStream, minimum: int) -> int:
+    """Whole epochs of `stream` until at least `minimum` samples."""
+    count = 0
+    while count < minimum:
+        count += stream_pass(stream, None)
+    return count
+
+
+def streamed_pass(stream: UnifiedStream, minimum: int) -> int:
+    """The same with the tar index turned off: every consumer streams every shard whole."""
+    with mock.patch.object(shards, "sample_index", lambda path: None):
+        return consumer_pass(stream, minimum)
+
+
+def one_consumer_of_many(args: argparse.Namespace, tokenizer: Tokenizer) -> None:
+    """Case 4: one consumer (rank 0 of C, no workers) over fewer shards than consumers."""
+    print(
+        f"\nOne consumer of C (rank 0 of C, no workers), 224 px, batch {args.batch_size}: "
+        f"{args.images:,} Fashion-MNIST + 1,000 emoji as {args.side} px JPEGs in "
+        f"{args.few_shards} shards each; median of {args.repeats} passes of >= 1,000 samples\n"
+    )
+    print("| C | indexed (samples/s) | / C = 1 | streamed (samples/s) | / C = 1 |")
+    print("| ---: | ---: | ---: | ---: | ---: |")
+    with tempfile.TemporaryDirectory() as work:
+        sources = large_jpeg_corpus(Path(work), args.images, args.side, args.few_shards)
+        first = None
+        for consumers in args.consumers:
+            stream = UnifiedStream(
+                sources,
+                batch_size=args.batch_size,
+                image_size=224,
+                tokenize=tokenizer,
+                world_size=consumers,
+            )
+            rates = interleaved_rates(
+                {
+                    "indexed": lambda stream=stream: consumer_pass(stream, 1000),
+                    "streamed": lambda stream=stream: streamed_pass(stream, 1000),
+                },
+                args.repeats,
+            )
+            first = first or rates
+            print(
+                f"| {consumers} | {rates['indexed']:,.0f} | "
+                f"{rates['indexed'] / first['indexed']:.0%} | {rates['streamed']:,.0f} | "
+                f"{rates['streamed'] / first['streamed']:.0%} |"
+            )
+
+
 def default_workers() -> list[int]:
     cores = os.cpu_count() or 1
     return sorted({0, 1, cores, *(2**k for k in range(1, cores.bit_length()) if 2**k < cores)})
@@ -326,7 +382,7 @@ def default_workers() -> list[int]:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--cases", nargs="+", default=["small", "224", "workers"])
+    parser.add_argument("--cases", nargs="+", default=["small", "224", "workers", "consumers"])
     parser.add_argument("--repeats", type=int, default=5)
     parser.add_argument("--batch-size", type=int, default=64)
     parser.add_argument("--image-size", type=int, default=96, help="case 1: second crop")
@@ -336,6 +392,8 @@ def main() -> None:
     parser.add_argument("--workers", type=int, nargs="+", default=default_workers())
     parser.add_argument("--seconds", type=float, default=10.0, help="case 3: time per W")
     parser.add_argument("--prefetch-factor", type=int, default=2, help="case 3")
+    parser.add_argument("--few-shards", type=int, default=2, help="case 4: shards per source")
+    parser.add_argument("--consumers", type=int, nargs="+", default=[1, 2, 4, 8, 14], help="case 4")
     args = parser.parse_args()
     torch.set_num_threads(1)
     print(
@@ -344,14 +402,16 @@ def main() -> None:
     )
     if "small" in args.cases:
         small_images(args)
+    tokenizer = Tokenizer.from_file("bpe-4k", 77)
     if {"224", "workers"} & set(args.cases):
-        tokenizer = Tokenizer.from_file("bpe-4k", 77)
         with tempfile.TemporaryDirectory() as work:
             sources = large_jpeg_corpus(Path(work), args.images, args.side, args.shards)
             if "224" in args.cases:
                 large_jpegs(args, sources, tokenizer)
             if "workers" in args.cases:
                 scaling(args, sources, tokenizer)
+    if "consumers" in args.cases:
+        one_consumer_of_many(args, tokenizer)
 
 
 if __name__ == "__main__":

@@ -9,7 +9,8 @@ A consumer is one DataLoader worker of one rank (`consumer = rank * workers + wo
 2. Each source's items are split disjointly among the C consumers: an indexed source deals out a
    seeded permutation of its indices (consumer c takes positions c, c+C, ...); a sharded source
    deals out whole shards in seeded order (or, with fewer shards than consumers, every shard with
-   every C-th sample to each). A consumer that needs more than its share starts a fresh pass.
+   every C-th sample to each, read from the tar's index: `unicl.data.tar_index`). A consumer
+   that needs more than its share starts a fresh pass.
 3. Each consumer gets `q_s // C` (+1 for the first `q_s % C`) samples of source s, visited in a
    seeded random interleaving of the sources, and yields the same number of batches as every
    other consumer (the smallest count), so all ranks take the same number of steps.
@@ -95,12 +96,7 @@ def sharded_items(
         if shards >= consumers:
             raws = (raw for shard in order[consumer::consumers] for raw in source.read_shard(shard))
         else:
-            raws = (
-                raw
-                for shard in order
-                for position, raw in enumerate(source.read_shard(shard))
-                if position % consumers == consumer
-            )
+            raws = (raw for shard in order for raw in source.read_shard(shard, consumer, consumers))
         yield from wds.shuffle(SHUFFLE_BUFFER, initial=SHUFFLE_BUFFER, rng=rng)(raws)
 
 

@@ -15,6 +15,7 @@ stream's `max_bad_fraction` and never stop a run by themselves.
 
 from __future__ import annotations
 
+import itertools
 import json
 import logging
 import re
@@ -29,6 +30,7 @@ from unicl.data.images import BadSample
 from unicl.data.readers import register_reader
 from unicl.data.source import Modality, RawSample, ShardedSource
 from unicl.data.spec import SourceSpec
+from unicl.data.tar_index import read_samples, sample_index
 from unicl.errors import UserInputError
 from unicl.objective import CAPTION_CLASS_ID
 
@@ -156,29 +158,33 @@ class ShardSource(ShardedSource):
         else:
             self.class_names = [str(i) for i in range(largest_class + 1)]
 
-    def read_shard(self, shard: int) -> Iterator[RawSample]:
-        """The shard's samples in order. Samples the shard promised (`shard_sizes`) but does not
-        hold, as when a tar is cut short, come last as `truncated` bad samples."""
+    def read_shard(self, shard: int, start: int = 0, step: int = 1) -> Iterator[RawSample]:
+        """The shard's samples at positions ``start, start + step, ...``, in order. Samples the
+        shard promised (`shard_sizes`) but does not hold, as when a tar is cut short, come last
+        as `truncated` bad samples. With ``step > 1`` a local tar is read through its index
+        (`unicl.data.tar_index`): only the kept samples' bytes are read."""
+        url = self.urls[shard]
+        path = local_path(url)
+        index = sample_index(path) if step > 1 and path is not None else None
+        if index is None:
+            yield from itertools.islice(self._stream_shard(shard), start, None, step)
+            return
+        for sample in read_samples(path, index[start::step]):
+            yield self._raw_sample(url, sample)
+        for missing in range(start, self.shard_sizes[shard], step):
+            if missing >= len(index):
+                yield self._truncated(shard, missing, len(index))
+
+    def _stream_shard(self, shard: int) -> Iterator[RawSample]:
+        """All of the shard's samples, streamed through webdataset."""
         url = self.urls[shard]
         read = 0
         damage: list[Exception] = []
         for sample in iterate_shard(url, on_error=lambda error: damage.append(error) or True):
             read += 1
-            key = f"{url}/{sample['__key__']}"
-            image = next((sample[e] for e in IMAGE_EXTENSIONS if e in sample), b"")
-            if self.modality == Modality.IMAGE_TEXT:
-                yield RawSample(key, image, _caption(sample) or "", CAPTION_CLASS_ID)
-                continue
-            class_text = sample.get("cls", b"").decode(errors="replace").strip()
-            if not class_text.isdigit():
-                image = BadSample("unreadable", key, f"cls {class_text!r} is not a class index")
-            yield RawSample(key, image, None, int(class_text) if class_text.isdigit() else 0)
+            yield self._raw_sample(url, sample)
         for missing in range(read, self.shard_sizes[shard]):
-            key = f"{url}#{missing}"
-            lost = BadSample(
-                "truncated", key, f"shard holds {read} of {self.shard_sizes[shard]} samples"
-            )
-            yield RawSample(key, lost, None, 0)
+            yield self._truncated(shard, missing, read)
         if damage:
             logger.warning(
                 "shard %s failed after %d of %d samples (%s); skipping the rest",
@@ -192,6 +198,21 @@ class ShardSource(ShardedSource):
             # unknown, so the damage itself counts as one bad sample.
             key = f"{url}#{read}"
             yield RawSample(key, BadSample("truncated", key, str(damage[0])), None, 0)
+
+    def _raw_sample(self, url: str, sample: dict) -> RawSample:
+        key = f"{url}/{sample['__key__']}"
+        image = next((sample[e] for e in IMAGE_EXTENSIONS if e in sample), b"")
+        if self.modality == Modality.IMAGE_TEXT:
+            return RawSample(key, image, _caption(sample) or "", CAPTION_CLASS_ID)
+        class_text = sample.get("cls", b"").decode(errors="replace").strip()
+        if not class_text.isdigit():
+            image = BadSample("unreadable", key, f"cls {class_text!r} is not a class index")
+        return RawSample(key, image, None, int(class_text) if class_text.isdigit() else 0)
+
+    def _truncated(self, shard: int, position: int, held: int) -> RawSample:
+        key = f"{self.urls[shard]}#{position}"
+        reason = f"shard holds {held} of {self.shard_sizes[shard]} samples"
+        return RawSample(key, BadSample("truncated", key, reason), None, 0)
 
 
 register_reader(

@@ -100,8 +100,9 @@ class ShardedSource(Source):
     def __len__(self) -> int:
         return sum(self.shard_sizes)
 
-    def read_shard(self, shard: int) -> Iterator[RawSample]:
-        """The samples of one shard in storage order (unreadable members are skipped)."""
+    def read_shard(self, shard: int, start: int = 0, step: int = 1) -> Iterator[RawSample]:
+        """The samples at positions ``start, start + step, ...`` of one shard, in storage order
+        (unreadable members are skipped)."""
         raise NotImplementedError
 
     def raw_samples(self) -> Iterator[RawSample]:
