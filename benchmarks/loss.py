@@ -10,9 +10,11 @@ instead of being run (it would only be killed).
     python benchmarks/loss.py                      # B in 1024 4096 16384 65536, D = 512
     python benchmarks/loss.py --sizes 1024 4096 --repeats 3
     python benchmarks/loss.py --accuracy --sizes 4096 16384   # tile precisions against float64
+    python benchmarks/loss.py --tiles --sizes 4096 16384      # precisions, eager and compiled
 
-On a GPU, one command times the tiled loss at every precision at the sizes of issue 9 and
-measures their accuracy:
+On a GPU, one command times the tiled loss at every precision, with its elementwise work eager and
+compiled (`tile_compile`), at B = 65,536 and 262,144, then B = 1,048,576 with compiled TF32 and
+bf16 tiles, and measures the precisions' accuracy:
 
     python benchmarks/loss.py --device cuda --gpu
 
@@ -37,11 +39,14 @@ import torch
 import torch.nn.functional as F
 
 from unicl import target_labels, unicl_loss
-from unicl.objective import logsumexp, tile_products
+from unicl.objective import logsumexp, tiles
 
 METHODS = ("clip", "unicl-dense", "unicl-tiled")
-PRECISIONS = tile_products.TILE_PRECISIONS
-GPU_SIZES = (65536, 262144, 1048576)
+PRECISIONS = tiles.TILE_PRECISIONS
+VARIANTS = tuple((p, compile) for p in PRECISIONS for compile in (False, True))
+"""Every (tile precision, compiled tiles) pair."""
+GPU_SIZES = (65536, 262144)
+"""Where `--gpu` times every variant; B = 1,048,576 only with compiled TF32 and bf16 tiles."""
 
 
 def clip_loss(image_features, text_features, logit_scale):
@@ -69,9 +74,16 @@ def resident_bytes() -> int:
 
 
 def measure(
-    method: str, batch: int, dim: int, repeats: int, device: torch.device, precision: str = "fp32"
+    method: str,
+    batch: int,
+    dim: int,
+    repeats: int,
+    device: torch.device,
+    precision: str = "fp32",
+    compile: bool = False,
 ) -> dict:
-    """Run one configuration in this process; return its median time and peak extra memory."""
+    """Run one configuration in this process; return its median time and peak extra memory.
+    With `compile` (tiled only) the tiles' elementwise work is compiled; the warm-up compiles."""
     generator = torch.Generator(device=device).manual_seed(0)
     images = F.normalize(torch.randn(batch, dim, device=device, generator=generator), dim=1)
     texts = F.normalize(torch.randn(batch, dim, device=device, generator=generator), dim=1)
@@ -86,7 +98,13 @@ def measure(
         else:
             tile = tile_size_for(batch) if method == "unicl-tiled" else None
             loss = unicl_loss(
-                images, texts, labels, scale, tile_size=tile, tile_precision=precision
+                images,
+                texts,
+                labels,
+                scale,
+                tile_size=tile,
+                tile_precision=precision,
+                tile_compile=compile,
             )
         loss.backward()
         images.grad = texts.grad = scale.grad = None
@@ -97,7 +115,7 @@ def measure(
         base = torch.cuda.memory_allocated()
     else:
         base = resident_bytes()
-    warmups = 1 if batch <= 16384 else 0
+    warmups = 1 if batch <= 16384 or compile else 0
     timings = []
     for _ in range(warmups + repeats):
         start = time.perf_counter()
@@ -120,8 +138,8 @@ def available_bytes(device: torch.device) -> int:
     return int(fields["MemAvailable"].split()[0]) * 1024
 
 
-def run_in_subprocess(method, batch, dim, repeats, device, precision="fp32") -> dict:
-    child = {"method": method, "batch": batch, "dim": dim, "repeats": repeats}
+def run_in_subprocess(method, batch, dim, repeats, device, precision="fp32", compile=False) -> dict:
+    child = {"method": method, "batch": batch, "dim": dim, "repeats": repeats, "compile": compile}
     command = [
         sys.executable,
         __file__,
@@ -192,7 +210,7 @@ def accuracy(sizes, dim: int, device: torch.device) -> None:
     """Relative error of the loss and of its gradients (Frobenius norm) at every tile precision,
     against the loss computed from its definition in float64 (fp32's row: float32's own error)."""
     if device.type != "cuda":  # no TF32 units here: round the operands as a tensor core would
-        plain = tile_products.rounded
+        plain = tiles.rounded
         logsumexp.rounded = lambda t, p: round_to_tf32(t) if p == "tf32" else plain(t, p)
     print("\n| B | tile precision | loss rel. error | image grad | text grad | scale grad |")
     print("|---|---|---|---|---|---|")
@@ -207,17 +225,22 @@ def accuracy(sizes, dim: int, device: torch.device) -> None:
             print(f"| {batch} | {precision} | " + " | ".join(f"{e:.1e}" for e in errors) + " |")
 
 
-def time_precisions(sizes, dim: int, repeats: int, device: torch.device) -> None:
-    """Seconds and peak memory of the tiled loss (forward + backward) at every tile precision."""
-    print("\n| B | " + " | ".join(f"tiled {p} (s)" for p in PRECISIONS) + " | peak GiB |")
-    print("|---|" + "---|" * len(PRECISIONS) + "---|")
+def time_precisions(sizes, dim: int, repeats: int, device: torch.device, variants=VARIANTS) -> None:
+    """Seconds and peak memory of the tiled loss (forward + backward) for each of `variants`:
+    (tile precision, whether the tiles' elementwise work is compiled)."""
+    names = [f"{p}{' compiled' if compile else ''} (s)" for p, compile in variants]
+    print("\n| B | " + " | ".join(names) + " | peak GiB |")
+    print("|---|" + "---|" * len(variants) + "---|")
     bytes_per_element = 0.0
     for batch in sorted(sizes):
         needed = bytes_per_element * batch * tile_size_for(batch)
         if needed > 0.9 * available_bytes(device):
             print(f"| {batch} | does not fit: needs ~{needed / 2**30:.0f} GiB |")
             continue
-        row = [run_in_subprocess("unicl-tiled", batch, dim, repeats, device, p) for p in PRECISIONS]
+        row = [
+            run_in_subprocess("unicl-tiled", batch, dim, repeats, device, p, compile)
+            for p, compile in variants
+        ]
         cells = [f"{r['seconds']:.3f}" if "seconds" in r else r["error"] for r in row]
         peaks = [r["peak_bytes"] for r in row if "peak_bytes" in r]
         if peaks:
@@ -237,9 +260,14 @@ def main() -> None:
         "--accuracy", action="store_true", help="the tile precisions' errors against float64"
     )
     parser.add_argument(
+        "--tiles",
+        action="store_true",
+        help="time the tiled loss at every precision, eager and compiled, at --sizes",
+    )
+    parser.add_argument(
         "--gpu",
         action="store_true",
-        help=f"time every tile precision at B in {GPU_SIZES}, then --accuracy at 4096 and 16384",
+        help=f"--tiles at B in {GPU_SIZES}, then the largest batch, then --accuracy",
     )
     parser.add_argument("--child", help=argparse.SUPPRESS)
     args = parser.parse_args()
@@ -252,10 +280,14 @@ def main() -> None:
     print(f"device={device} threads={args.threads} D={args.dim} torch={torch.__version__}")
     if args.gpu:
         time_precisions(GPU_SIZES, args.dim, 3, device)
+        time_precisions((1048576,), args.dim, 1, device, [("tf32", True), ("bf16", True)])
         accuracy((4096, 16384), args.dim, device)
         return
     if args.accuracy:
         accuracy(args.sizes, args.dim, device)
+        return
+    if args.tiles:
+        time_precisions(args.sizes, args.dim, args.repeats, device)
         return
 
     results: dict[tuple[str, int], dict] = {}

@@ -1,4 +1,4 @@
-"""`run.compile: true` on the real trainer: compiled towers train like eager ones, with
+"""`run.compile: true` on the real trainer: compiled towers and tiles train like eager ones, with
 accumulation and an EMA, and their checkpoint resumes an uncompiled run."""
 
 import pytest
@@ -19,6 +19,7 @@ def _config(output_dir, *overrides):
         [
             "data.batch_size=16",
             "data.accumulation_steps=2",
+            "objective.tile_size=8",  # 16 columns in tiles of 8: the compiled tile kernels run
             "data.num_workers=0",
             "optim.ema_decay=0.9",
             "schedule.steps=2",

@@ -140,3 +140,29 @@ def test_data_options_reach_the_stream():
     batch = next(batches)  # tokenised by the stream for the objective, which trains the texts
     assert torch.equal(batch.tokens, state.objective.model.tokenize(batch.texts))
     batches.close()
+
+
+@pytest.mark.parametrize(
+    ("overrides", "compiled"),
+    [
+        ([], False),
+        (["run.compile=true"], True),  # compiled towers compile the tiles too
+        (["run.compile=true", "objective.tile_compile=false"], False),
+        (["objective.tile_compile=true"], True),
+    ],
+)
+def test_tile_options_reach_the_criterion(overrides, compiled):
+    config = load_training_config(
+        "configs/demo.yaml",
+        [
+            "data.num_workers=0",
+            "objective.tile_size=8",
+            "objective.tile_precision=bf16",
+            *overrides,
+        ],
+    )
+    state, batches, _ = build_run(config, ProcessContext(device=torch.device("cpu")))
+    batches.close()
+    criterion = state.objective.criterion
+    assert (criterion.tile_size, criterion.tile_precision) == (8, "bf16")
+    assert criterion.tile_compile is compiled

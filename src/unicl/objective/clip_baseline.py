@@ -42,6 +42,7 @@ def clip_loss(
     *,
     tile_size: int | None = None,
     tile_precision: str = "fp32",
+    tile_compile: bool = False,
     check_finite: bool = True,
 ) -> torch.Tensor:
     """The CLIP loss of one batch (module docstring): image ``i`` and text ``i`` are the only
@@ -49,14 +50,19 @@ def clip_loss(
 
     Arguments, checks and precision as in ``unicl_loss``, without labels: float ``[B, D]``
     features (L2-normalised, ``B >= 1``), the multiplier ``logit_scale``, optional ``tile_size``
-    and ``tile_precision``, ``check_finite``. Returns a float32 scalar.
+    with its ``tile_precision`` and ``tile_compile``, ``check_finite``. Returns a float32
+    scalar.
     """
     images, texts, scale = validate_inputs(
         image_features, text_features, None, logit_scale, check_finite=check_finite
     )
     with float32_region(images.device):
         row_lse, column_lse = similarity_logsumexp(
-            images * scale, texts, checked_tile_size(tile_size), precision=tile_precision
+            images * scale,
+            texts,
+            checked_tile_size(tile_size),
+            precision=tile_precision,
+            compile=tile_compile,
         )
         diagonal = scale * (images * texts).sum(dim=1)
         return ((row_lse - diagonal).mean() + (column_lse - diagonal).mean()) / 2
@@ -86,6 +92,7 @@ class ClipLoss(BatchCriterion):
                 logit_scale,
                 tile_size=self.tile_size,
                 tile_precision=self.tile_precision,
+                tile_compile=self.tile_compile,
                 check_finite=self.check_finite,
             )
         images, texts, scale = validate_inputs(

@@ -15,7 +15,8 @@ so its extra memory is ``O(M * n)``; with
 the gradients are ``dA = G @ B`` and ``dB = G.T @ A``, accumulated block by block. Values and
 gradients equal the dense form's up to float rounding.
 
-The tiled form's matrix products run at a chosen ``precision`` (``unicl.objective.tile_products``).
+The tiled form's matrix products run at a chosen ``precision``, and its elementwise work on each
+block can be compiled into fused kernels (``compile_elementwise``; ``unicl.objective.tiles``).
 """
 
 from __future__ import annotations
@@ -23,9 +24,10 @@ from __future__ import annotations
 import torch
 from torch.autograd.function import once_differentiable
 
-from unicl.objective.tile_products import (
+from unicl.objective.tiles import (
     TILE_PRECISIONS,
     add_block_gradients,
+    compiled,
     matmul_precision,
     product,
     rounded,
@@ -49,35 +51,66 @@ def tiled_logsumexp(
     *,
     with_columns: bool = True,
     precision: str = "fp32",
+    compile_elementwise: bool = False,
 ) -> tuple[torch.Tensor, torch.Tensor | None]:
     """The same as :func:`dense_logsumexp`, holding at most ``[M, tile_size]`` at a time, with
-    the matrix products at ``precision`` (one of :data:`TILE_PRECISIONS`)."""
+    the matrix products at ``precision`` (one of :data:`TILE_PRECISIONS`) and, with
+    ``compile_elementwise``, each block's elementwise work compiled (``torch.compile``)."""
     if tile_size < 1:
         raise ValueError(f"tile_size must be a positive integer, got {tile_size}")
     if precision not in TILE_PRECISIONS:
         raise ValueError(f"precision must be one of {TILE_PRECISIONS}, got {precision!r}")
-    row_lse, col_lse = _TiledLogSumExp.apply(a, b, tile_size, with_columns, precision)
+    row_lse, col_lse = _TiledLogSumExp.apply(
+        a, b, tile_size, with_columns, precision, compile_elementwise
+    )
     return row_lse, (col_lse if with_columns else None)
+
+
+def block_logsumexp(
+    block: torch.Tensor, with_columns: bool
+) -> tuple[torch.Tensor, torch.Tensor | None]:
+    """A block's row log-sum-exp ``[M]`` and, `with_columns`, its column log-sum-exp ``[n]``."""
+    rows = torch.logsumexp(block, dim=1)
+    return rows, (torch.logsumexp(block, dim=0) if with_columns else None)
+
+
+def softmax_weights(
+    logits: torch.Tensor,
+    row_lse: torch.Tensor,
+    grad_row: torch.Tensor,
+    col_lse: torch.Tensor | None,
+    grad_col: torch.Tensor | None,
+) -> torch.Tensor:
+    """A block's ``G = g_row[:, None] * softmax_rows + g_col[None, :] * softmax_cols`` (the
+    column term only with `col_lse`), computed in place of `logits`."""
+    column_weights = None
+    if col_lse is not None:
+        column_weights = torch.sub(logits, col_lse[None, :]).exp_().mul_(grad_col[None, :])
+    weights = logits.sub_(row_lse[:, None]).exp_().mul_(grad_row[:, None])
+    return weights if column_weights is None else weights.add_(column_weights)
 
 
 class _TiledLogSumExp(torch.autograd.Function):
     @staticmethod
-    def forward(ctx, a, b, tile_size, with_columns, precision):
+    def forward(ctx, a, b, tile_size, with_columns, precision, compile_elementwise):
         row_parts = []
         col_lse = a.new_empty(b.shape[0] if with_columns else 0)
         a_in, b_in = rounded(a, precision), rounded(b, precision)
+        sums = compiled(block_logsumexp, compile_elementwise)
         with matmul_precision(precision):
             for start in range(0, b.shape[0], tile_size):
                 block = product(a_in, b_in[start : start + tile_size].T, a.dtype)
-                row_parts.append(torch.logsumexp(block, dim=1))
+                rows, columns = sums(block, with_columns)
+                row_parts.append(rows)
                 if with_columns:
-                    col_lse[start : start + tile_size] = torch.logsumexp(block, dim=0)
+                    col_lse[start : start + tile_size] = columns
                 del block
         row_lse = torch.logsumexp(torch.stack(row_parts, dim=1), dim=1)
         ctx.save_for_backward(a, b, row_lse, col_lse)
         ctx.tile_size = tile_size
         ctx.with_columns = with_columns
         ctx.precision = precision
+        ctx.compile_elementwise = compile_elementwise
         return row_lse, col_lse
 
     @staticmethod
@@ -88,20 +121,19 @@ class _TiledLogSumExp(torch.autograd.Function):
         a_in, b_in = rounded(a, precision), rounded(b, precision)
         grad_a = torch.zeros_like(a)
         grad_b = torch.empty_like(b)
+        weigh = compiled(softmax_weights, ctx.compile_elementwise)
         with matmul_precision(precision):
             for start in range(0, b.shape[0], ctx.tile_size):
                 stop = start + ctx.tile_size
                 b_block = b_in[start:stop]
                 logits = product(a_in, b_block.T, a.dtype)
-                column_weights = None
                 if ctx.with_columns:
-                    column_weights = torch.sub(logits, col_lse[None, start:stop]).exp_()
-                    column_weights.mul_(grad_col[None, start:stop])
-                weights = logits.sub_(row_lse[:, None]).exp_().mul_(grad_row[:, None])
-                if column_weights is not None:
-                    weights.add_(column_weights)
-                    del column_weights
+                    weights = weigh(
+                        logits, row_lse, grad_row, col_lse[start:stop], grad_col[start:stop]
+                    )
+                else:
+                    weights = weigh(logits, row_lse, grad_row, None, None)
                 add_block_gradients(
                     weights, a, a_in, b_block, grad_a, grad_b[start:stop], precision
                 )
-        return grad_a, grad_b, None, None, None
+        return grad_a, grad_b, None, None, None, None

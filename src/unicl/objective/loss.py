@@ -55,7 +55,7 @@ from unicl.objective.gather import BatchGather
 from unicl.objective.logsumexp import dense_logsumexp, tiled_logsumexp
 from unicl.objective.positives import LabelGroups, Memberships, label_sums, positive_logits
 from unicl.objective.targets import LabelMix
-from unicl.objective.tile_products import TILE_PRECISIONS
+from unicl.objective.tiles import TILE_PRECISIONS
 from unicl.objective.validation import all_finite, raise_if_not_finite, validate_inputs
 from unicl.process_group import Group
 
@@ -68,6 +68,7 @@ def unicl_loss(
     *,
     tile_size: int | None = None,
     tile_precision: str = "fp32",
+    tile_compile: bool = False,
     check_finite: bool = True,
     mix: LabelMix | None = None,
 ) -> torch.Tensor:
@@ -85,6 +86,9 @@ def unicl_loss(
         tile_precision: the precision of the tiles' matrix products, ``fp32``, ``tf32`` or
             ``bf16`` (``unicl.objective.logsumexp``); the log-sum-exp accumulates in float32
             whatever it is. The dense form (no ``tile_size``) computes in float32.
+        tile_compile: compile each tile's elementwise work into fused kernels
+            (``torch.compile``; the same float32 arithmetic, fewer passes over memory: on a GPU
+            the tiled loss is bound by them). The first calls pay for compilation.
         check_finite: raise on NaN or infinity in the features or the scale (one host sync);
             False returns a non-finite loss for them instead.
         mix: the labels of mixed images (mixup, cutmix), ``LabelMix``: the targets become the
@@ -104,7 +108,7 @@ def unicl_loss(
         mix = mix.validated(labels)
     with float32_region(images.device):
         row_lse, column_lse = similarity_logsumexp(
-            images * scale, texts, tile_size, precision=tile_precision
+            images * scale, texts, tile_size, precision=tile_precision, compile=tile_compile
         )
         image_positives, text_positives = unicl_positives(
             images, texts, labels, mix, images, texts, labels, mix, scale
@@ -116,8 +120,8 @@ def unicl_loss(
 
 class BatchCriterion(nn.Module):
     """What the batch-wide criteria (`UniCLLoss`, `ClipLoss`, `LabelSigmoidLoss`) are built from:
-    the column block ``tile_size`` (None: dense) and the ``tile_precision`` of the similarity
-    matrix, the process ``group`` whose ranks share the batch (with its ``gather``), and whether
+    the column block ``tile_size`` (None: dense), the ``tile_precision`` of the similarity matrix
+    and whether ``tile_compile`` compiles the tiles' elementwise work, the process ``group`` whose ranks share the batch (with its ``gather``), and whether
     ``check_finite`` scans the inputs."""
 
     def __init__(
@@ -126,11 +130,13 @@ class BatchCriterion(nn.Module):
         group: Group = None,
         *,
         tile_precision: str = "fp32",
+        tile_compile: bool = False,
         check_finite: bool = True,
     ) -> None:
         super().__init__()
         self.tile_size = checked_tile_size(tile_size)
         self.tile_precision = checked_tile_precision(tile_precision)
+        self.tile_compile = tile_compile
         self.group = group
         self.check_finite = check_finite
         self.gather = BatchGather(group)
@@ -153,11 +159,15 @@ class BatchCriterion(nn.Module):
             sizes=sizes,
             tile_size=self.tile_size,
             tile_precision=self.tile_precision,
+            tile_compile=self.tile_compile,
             check_finite=self.check_finite,
         )
 
     def extra_repr(self) -> str:
-        return f"tile_size={self.tile_size}, tile_precision={self.tile_precision!r}"
+        return (
+            f"tile_size={self.tile_size}, tile_precision={self.tile_precision!r}, "
+            f"tile_compile={self.tile_compile}"
+        )
 
 
 class UniCLLoss(BatchCriterion):
@@ -196,6 +206,7 @@ class UniCLLoss(BatchCriterion):
                 logit_scale,
                 tile_size=self.tile_size,
                 tile_precision=self.tile_precision,
+                tile_compile=self.tile_compile,
                 check_finite=self.check_finite,
                 mix=mix,
             )
@@ -270,6 +281,7 @@ def sharded_contrastive_loss(
     sizes: list[int],
     tile_size: int | None,
     tile_precision: str = "fp32",
+    tile_compile: bool = False,
     check_finite: bool = True,
 ) -> torch.Tensor:
     """This rank's share of a bidirectional contrastive loss over the ranks of ``gather.group``::
@@ -293,12 +305,9 @@ def sharded_contrastive_loss(
     both = gather.rows(torch.cat([images, texts], dim=1), sizes)
     all_images, all_texts = both.split(images.shape[1], dim=1)
     with float32_region(images.device):
-        image_lse, _ = similarity_logsumexp(
-            images * scale, all_texts, tile_size, with_columns=False, precision=tile_precision
-        )
-        text_lse, _ = similarity_logsumexp(
-            texts * scale, all_images, tile_size, with_columns=False, precision=tile_precision
-        )
+        tiles = {"with_columns": False, "precision": tile_precision, "compile": tile_compile}
+        image_lse, _ = similarity_logsumexp(images * scale, all_texts, tile_size, **tiles)
+        text_lse, _ = similarity_logsumexp(texts * scale, all_images, tile_size, **tiles)
         image_positives, text_positives = positives(all_images, all_texts)
         total = (image_lse - image_positives).sum() + (text_lse - text_positives).sum()
         return total * (process_group.world_size(group) / all_images.shape[0] / 2)
@@ -318,15 +327,22 @@ def similarity_logsumexp(
     *,
     with_columns: bool = True,
     precision: str = "fp32",
+    compile: bool = False,
 ) -> tuple[torch.Tensor, torch.Tensor | None]:
-    """Row (and column) log-sum-exp of ``scaled_queries @ keys.T``, dense or tiled.
+    """Row (and column) log-sum-exp of ``scaled_queries @ keys.T``, dense or tiled (products
+    at `precision`, elementwise work compiled with `compile`).
 
     The logit scale is folded into the queries (``O(M * D)``) rather than applied to the matrix.
     """
     if tile_size is None or tile_size >= keys.shape[0]:
         return dense_logsumexp(scaled_queries, keys, with_columns=with_columns)
     return tiled_logsumexp(
-        scaled_queries, keys, tile_size, with_columns=with_columns, precision=precision
+        scaled_queries,
+        keys,
+        tile_size,
+        with_columns=with_columns,
+        precision=precision,
+        compile_elementwise=compile,
     )
 
 

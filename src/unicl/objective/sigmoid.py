@@ -64,6 +64,7 @@ def label_sigmoid_loss(
     *,
     tile_size: int | None = None,
     tile_precision: str = "fp32",
+    tile_compile: bool = False,
     check_finite: bool = True,
     mix: LabelMix | None = None,
 ) -> torch.Tensor:
@@ -71,7 +72,7 @@ def label_sigmoid_loss(
 
     Arguments as in ``unicl_loss`` (float ``[B, D]`` L2-normalised features, int64 ``[B]``
     TargetM labels, the ``logit_scale`` multiplier, ``tile_size``, ``tile_precision``,
-    ``check_finite``, ``mix``), plus ``logit_bias``, the bias ``b`` (a scalar tensor such as
+    ``tile_compile``, ``check_finite``, ``mix``), plus ``logit_bias``, the bias ``b`` (a scalar tensor such as
     ``model.logit_bias``, gradients flow into it, or a number). Returns a float32 scalar;
     ``ValueError`` naming the argument for input that does not fit.
     """
@@ -84,7 +85,9 @@ def label_sigmoid_loss(
     if mix is not None:
         mix = mix.validated(labels)
     with float32_region(images.device):
-        softplus = softplus_sums(images * scale, texts, bias, tile_size, tile_precision)
+        softplus = softplus_sums(
+            images * scale, texts, bias, tile_size, tile_precision, tile_compile
+        )
         targets = target_logit_sums(images, labels, mix, texts, LabelGroups(labels), scale, bias)
         return (softplus - targets).mean()
 
@@ -131,7 +134,12 @@ class LabelSigmoidLoss(BatchCriterion):
         all_texts = self.gather.rows(texts, sizes)
         with float32_region(images.device):
             softplus = softplus_sums(
-                images * scale, all_texts, bias, self.tile_size, self.tile_precision
+                images * scale,
+                all_texts,
+                bias,
+                self.tile_size,
+                self.tile_precision,
+                self.tile_compile,
             )
             groups = LabelGroups(all_labels)
             targets = target_logit_sums(images, labels, mix, all_texts, groups, scale, bias)
@@ -146,11 +154,13 @@ def softplus_sums(
     bias: torch.Tensor,
     tile_size: int | None,
     precision: str,
+    compile: bool,
 ) -> torch.Tensor:
-    """``sum_j softplus(x_ij)`` per image row, dense or tiled over ``tile_size`` columns."""
+    """``sum_j softplus(x_ij)`` per image row, dense or tiled over ``tile_size`` columns (products
+    at `precision`, elementwise work compiled with `compile`)."""
     if tile_size is None or tile_size >= texts.shape[0]:
         return dense_softplus_sums(scaled_images, texts, bias)
-    return tiled_softplus_sums(scaled_images, texts, bias, tile_size, precision)
+    return tiled_softplus_sums(scaled_images, texts, bias, tile_size, precision, compile)
 
 
 def target_logit_sums(

@@ -72,7 +72,8 @@ class DualEncoderObjective(TrainingObjective):
 
     mixes_images = True
     criterion_class: type[nn.Module]
-    """The loss module, built with `objective.tile_size` and `tile_precision` over `group`."""
+    """The loss module, built with `objective.tile_size`, `tile_precision` and `tile_compile`
+    over `group`."""
 
     def __init__(
         self,
@@ -88,6 +89,7 @@ class DualEncoderObjective(TrainingObjective):
             tile_size=config.tile_size,
             group=group,
             tile_precision=config.tile_precision,
+            tile_compile=bool(config.tile_compile),
             check_finite=False,
         )
 

@@ -139,13 +139,16 @@ class ObjectiveConfig:
     `tile_size` bounds the memory of `unicl`, `unicl-sigmoid`, `clip` and `multitask`; `tile_precision` (`tf32` by
     default, `fp32` or `bf16`) is the precision of their tiles' matrix products
     (`unicl.objective.logsumexp`; the log-sum-exp accumulates in float32; TF32 only where the
-    hardware has it, so plain float32 on CPUs); `num_classes` sizes the head of `ce` and
+    hardware has it, so plain float32 on CPUs); `tile_compile` compiles the tiles' elementwise
+    work into fused kernels (`unicl.objective.tiles`; null, the default: as `run.compile`);
+    `num_classes` sizes the head of `ce` and
     `multitask` (null: the number of classes of the training sources). An objective reads the
     keys it needs and ignores the others."""
 
     name: str = "unicl"
     tile_size: int | None = None
     tile_precision: Literal["fp32", "tf32", "bf16"] = "tf32"
+    tile_compile: bool | None = None
     temperature: float = 0.1
     num_classes: Annotated[int, Range(2, MAX_CLASSES)] | None = None
     clip_weight: float = 1.0
@@ -243,9 +246,10 @@ class RunConfig:
     deterministic kernels (bit-identical resumption on CPU). `timeout_minutes`: how long a
     process waits in a collective for the others (a rank writing a checkpoint, a slow data
     source) before the run fails instead of hanging; it is the process group's timeout, for NCCL
-    and gloo alike. `compile` runs each tower's forward
-    through `torch.compile` (the first steps pay for compilation; parameter names, checkpoints
-    and saved models are those of the eager model, so a run may be resumed with it on or off).
+    and gloo alike. `compile` runs each tower's forward, and the tiled loss's elementwise work
+    unless `objective.tile_compile` says otherwise, through `torch.compile` (the first steps pay
+    for compilation; parameter names, checkpoints and saved models are those of the eager model,
+    so a run may be resumed with it on or off).
     `sharding` on several processes: `ddp` keeps a full replica of the weights, gradients and
     optimiser state on every process; `fsdp` shards them over the processes (PyTorch's FSDP2,
     `unicl.train.sharding`), for towers too large to replicate. `on_collapse`: what a collapse or a

@@ -3,7 +3,7 @@ through a checkpoint (model, head, optimiser, scheduler, scaler, EMA, data posit
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from types import SimpleNamespace
 from typing import Any
 
@@ -15,7 +15,13 @@ from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
 from unicl import process_group
 from unicl.errors import UserInputError
 from unicl.train.checkpoint import capture_rng_state, restore_rng_state
-from unicl.train.config import LockConfig, ModelSection, TrainConfig, config_to_dict
+from unicl.train.config import (
+    LockConfig,
+    ModelSection,
+    ObjectiveConfig,
+    TrainConfig,
+    config_to_dict,
+)
 from unicl.train.launch import ProcessContext
 from unicl.train.objective_registry import TrainingObjective, build_objective
 from unicl.train.optim import build_optimizer, build_scheduler, scaled_lr
@@ -140,12 +146,13 @@ def build_state(
     `context.device`: the towers locked as `model.lock_*` asks (before anything decides what is
     trained), the configured training objective over `context.group`, DDP (several processes),
     AdamW at the batch-scaled rate over the trainable parameters, the schedule, the precision
-    policy, the optional EMA (an eager copy) and, with `run.compile`, compiled towers. With
+    policy, the optional EMA (an eager copy) and, with `run.compile`, compiled towers (and tiles,
+    unless `objective.tile_compile` is set). With
     `run.sharding: fsdp` on several processes the objective is sharded instead of wrapped in DDP
     (`unicl.train.sharding`)."""
     lock_towers(model, config.model)
     objective = build_objective(
-        model, config.objective, num_classes=num_classes, group=context.group
+        model, objective_settings(config), num_classes=num_classes, group=context.group
     ).to(context.device)
     module: nn.Module = objective
     sharded = None
@@ -234,6 +241,13 @@ def _cache_features(model: nn.Module, side: str, lock: LockConfig) -> None:
             "tower locked whole gives fixed features: set unlocked_groups to 0 or drop the cache"
         )
     model.cache_text_features()
+
+
+def objective_settings(config: TrainConfig) -> ObjectiveConfig:
+    """`config.objective` with `tile_compile` resolved: when unset, as `run.compile`."""
+    if config.objective.tile_compile is not None:
+        return config.objective
+    return replace(config.objective, tile_compile=config.run.compile)
 
 
 def compile_towers(model: nn.Module) -> None:

@@ -1,4 +1,5 @@
-"""Matrix products of similarity tiles at a chosen precision, shared by the tiled kernels.
+"""What the tiled kernels share: the precision of their matrix products, their block gradients,
+and the fusion of their elementwise work.
 
 A tiled kernel's matrix products run at a chosen ``precision`` (:data:`TILE_PRECISIONS`): ``fp32``
 (float32 products, TF32 only where PyTorch is told to use it for every matmul), ``tf32`` (float32
@@ -7,17 +8,39 @@ float32 where there are none) or ``bf16`` (inputs rounded to bfloat16, products 
 returned in float32: ``torch.mm(..., out_dtype=torch.float32)`` on CUDA, emulated with the same
 rounding on other devices, where it is no faster). Whatever the precision, blocks, exponentials and
 the accumulations stay in float32.
+
+Between the products, each block gets elementwise work (shifts, exponentials, row and column
+sums): eagerly one pass over the ``[M, n]`` block per operation, which bounds a GPU's speed by
+memory traffic rather than arithmetic. With ``compile_elementwise`` it runs through
+``torch.compile`` (:func:`compiled`), which fuses each such step into one or two kernels with the
+same float32 arithmetic.
 """
 
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Iterator
+import functools
+from collections.abc import Callable, Iterator
+from typing import TypeVar
 
 import torch
 
 TILE_PRECISIONS = ("fp32", "tf32", "bf16")
 """The precisions of the tiles' matrix products."""
+
+F = TypeVar("F", bound=Callable)
+
+
+def compiled(function: F, enabled: bool) -> F:
+    """`function` (a block's elementwise work), or when `enabled` its ``torch.compile``d form,
+    made once per function. Each new block shape compiles on its first call (seconds); after a
+    second shape PyTorch compiles one graph for all shapes."""
+    return _compile(function) if enabled else function
+
+
+@functools.cache
+def _compile(function: F) -> F:
+    return torch.compile(function)
 
 
 def rounded(tensor: torch.Tensor, precision: str) -> torch.Tensor:
