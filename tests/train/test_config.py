@@ -166,3 +166,20 @@ def test_tile_options_reach_the_criterion(overrides, compiled):
     criterion = state.objective.criterion
     assert (criterion.tile_size, criterion.tile_precision) == (8, "bf16")
     assert criterion.tile_compile is compiled
+
+
+def test_tile_options_reach_the_clip_term_of_multitask():
+    config = load_training_config(
+        "configs/demo.yaml",
+        [
+            "data.num_workers=0",
+            "objective.name=multitask",
+            "objective.tile_size=8",
+            "objective.tile_precision=bf16",
+            "objective.tile_compile=true",
+        ],
+    )
+    state, batches, _ = build_run(config, ProcessContext(device=torch.device("cpu")))
+    batches.close()
+    clip = state.objective.criterion.clip
+    assert (clip.tile_size, clip.tile_precision, clip.tile_compile) == (8, "bf16", True)

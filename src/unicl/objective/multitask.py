@@ -45,6 +45,8 @@ def multitask_loss(
     *,
     clip_weight: float = 1.0,
     tile_size: int | None = None,
+    tile_precision: str = "fp32",
+    tile_compile: bool = False,
 ) -> torch.Tensor:
     """``CE + clip_weight * CLIP`` of one batch (module docstring).
 
@@ -56,7 +58,7 @@ def multitask_loss(
             samples are ignored).
         logit_scale: the multiplier of the CLIP term's cosine similarities.
         clip_weight: ``w``.
-        tile_size: as in ``clip_loss``.
+        tile_size, tile_precision, tile_compile: the CLIP term's tiles, as in ``clip_loss``.
 
     Returns:
         A float32 scalar.
@@ -66,7 +68,14 @@ def multitask_loss(
     labelled = int((~pairs).sum())
     classification = _cross_entropy_sum(class_logits, class_ids) / max(labelled, 1)
     if bool(pairs.any()):
-        contrastive = clip_loss(images[pairs], texts[pairs], scale, tile_size=tile_size)
+        contrastive = clip_loss(
+            images[pairs],
+            texts[pairs],
+            scale,
+            tile_size=tile_size,
+            tile_precision=tile_precision,
+            tile_compile=tile_compile,
+        )
     else:
         contrastive = scale * 0.0
     return classification + clip_weight * contrastive
@@ -79,13 +88,24 @@ class MultiTaskLoss(nn.Module):
     the ranks to log the global loss."""
 
     def __init__(
-        self, clip_weight: float = 1.0, tile_size: int | None = None, group: Group = None
+        self,
+        clip_weight: float = 1.0,
+        tile_size: int | None = None,
+        group: Group = None,
+        *,
+        tile_precision: str = "fp32",
+        tile_compile: bool = False,
     ) -> None:
         super().__init__()
         if not clip_weight >= 0:
             raise ValueError(f"clip_weight must be >= 0, got {clip_weight}")
         self.clip_weight = clip_weight
-        self.clip = ClipLoss(tile_size=tile_size, group=group)
+        self.clip = ClipLoss(
+            tile_size=tile_size,
+            group=group,
+            tile_precision=tile_precision,
+            tile_compile=tile_compile,
+        )
         self.group = group
 
     def forward(
@@ -105,6 +125,8 @@ class MultiTaskLoss(nn.Module):
                 logit_scale,
                 clip_weight=self.clip_weight,
                 tile_size=self.clip.tile_size,
+                tile_precision=self.clip.tile_precision,
+                tile_compile=self.clip.tile_compile,
             )
         images, texts, scale = validate_inputs(
             image_features, text_features, class_ids, logit_scale, check_finite=False

@@ -208,7 +208,11 @@ class MultiTaskObjective(TrainingObjective):
         super().__init__(model, config, num_classes=num_classes, group=group)
         self.head = nn.Linear(model.embed_dim, class_count("multitask", config, num_classes))
         self.criterion = MultiTaskLoss(
-            clip_weight=config.clip_weight, tile_size=config.tile_size, group=group
+            clip_weight=config.clip_weight,
+            tile_size=config.tile_size,
+            group=group,
+            tile_precision=config.tile_precision,
+            tile_compile=bool(config.tile_compile),
         )
 
     def prepare(self, batch, augment: Augment, device: torch.device) -> StepInputs:
