@@ -16,6 +16,11 @@ precision. Medians over steps after warm-up; prints Markdown. Both are run eager
 and 1,000 emoji upscaled to 256 px JPEGs: an image folder and WebDataset shards) to a temporary
 folder, trains `unicl-vit-b-16` on it with `data.num_workers` = cores - 2 (at most 14), and adds
 OpenCLIP's ViT-B-16 + `ClipLoss` bare step on the same batch when `open_clip` can be imported.
+`--setting gpu` runs that setting on any device: on a CPU, with a small batch and a few steps, it
+checks the GPU benchmark end to end before a GPU's time is spent on it:
+
+    python benchmarks/train_step.py --setting gpu --steps 1 --warmup 1 --no-compile \
+        --set data.batch_size=4
 """
 
 from __future__ import annotations
@@ -178,6 +183,12 @@ def _median_row(name: str, times: list[float], batch: int) -> tuple[str, float]:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--device", default="cpu", choices=("cpu", "cuda"))
+    parser.add_argument(
+        "--setting",
+        choices=("cpu", "gpu"),
+        help="the run measured: cpu (demo config, default on a CPU) or gpu (ViT-B/16 at 224 px, "
+        "B = 256, bf16; default on cuda)",
+    )
     parser.add_argument("--config", help="default: configs/demo.yaml; the ViT-B/16 run on cuda")
     parser.add_argument("--steps", type=int, help="timed steps of each kind (30 CPU, 50 GPU)")
     parser.add_argument("--warmup", type=int, help="untimed steps first (3 CPU, 10 GPU)")
@@ -186,6 +197,7 @@ def main() -> None:
     parser.add_argument("--set", dest="overrides", action="append", default=[])
     args = parser.parse_args()
     gpu = args.device == "cuda"
+    gpu_setting = (args.setting or ("gpu" if gpu else "cpu")) == "gpu"
     steps = args.steps or (50 if gpu else 30)
     warmup = args.warmup or (10 if gpu else 3)
     torch.set_num_threads(args.threads)
@@ -196,7 +208,7 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as work:
         work = Path(work)
         defaults = [f"run.device={args.device}"]
-        if gpu:
+        if gpu_setting:
             started = time.perf_counter()
             sources = write_224px_data(work / "data")
             print(f"wrote 224 px data in {time.perf_counter() - started:.0f} s", file=sys.stderr)
@@ -237,7 +249,7 @@ def main() -> None:
             bare = bare_step_times(config, inputs, steps, warmup, device, compiled)
             row, medians[f"bare {label}"] = _median_row(f"bare unicl step, {label}", bare, batch)
             rows.append(row)
-            if gpu:
+            if gpu_setting:
                 try:
                     other = openclip_step_times(inputs, steps, warmup, device, compiled)
                     row, _ = _median_row(f"OpenCLIP ViT-B-16 bare step, {label}", other, batch)
