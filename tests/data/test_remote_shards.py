@@ -14,6 +14,7 @@ import pytest
 from tests.data.data_corpus import write_caption_manifest
 from unicl.data import UnifiedStream, open_source
 from unicl.data.readers import detect_kind, parse_source
+from unicl.data.shards import sizes_file
 from unicl.data.writers import write_shards
 from unicl.errors import UserInputError
 
@@ -47,12 +48,34 @@ def test_urls_and_pipes_read_the_same_samples_as_the_files(shards, scheme):
 
 
 def test_shard_sizes_are_read_from_stats_fetched_through_the_pipe(shards):
+    (shards / "sizes.json").unlink()  # img2dataset writes none
     stats = shards / "shard-000002_stats.json"
     stats.write_text(json.dumps({**json.loads(stats.read_text()), "successes": 12}))
     source = open_source(f"pipe:cat {shards / PATTERN}")
     assert source.shard_sizes == [10, 10, 12, 10]  # not counted: the stats file was believed
     missing = [raw.key for raw in source.read_shard(2)][10:]
     assert missing == [f"pipe:cat {shards / 'shard-000002.tar'}#{i}" for i in (10, 11)]
+
+
+def test_one_sizes_file_gives_every_shard_its_size_with_one_request(shards, tmp_path):
+    """OpenCLIP's `sizes.json` (as `data shard` writes it) is read once for the folder, through
+    the same command as the shards; a shard it does not list falls back to its `_stats.json`."""
+    sizes = json.loads((shards / "sizes.json").read_text())
+    assert sizes == {f"shard-{i:06d}.tar": 10 for i in range(4)}
+    (shards / "sizes.json").write_text(json.dumps({**sizes, "shard-000001.tar": 11}))
+    (shards / "shard-000001_stats.json").unlink()
+    stats = shards / "shard-000003_stats.json"
+    stats.write_text(json.dumps({"successes": 13}))
+    (shards / "sizes.json").write_text(
+        json.dumps({"shard-000000.tar": 10, "shard-000001.tar": 11, "shard-000002.tar": 10})
+    )
+    log, fetch = tmp_path / "requests.log", tmp_path / "fetch.sh"
+    fetch.write_text(f'basename "$1" >> {log}; cat "$1"\n')
+    source = open_source(f"pipe:sh {fetch} {shards / PATTERN}")
+    assert source.shard_sizes == [10, 11, 10, 13]
+    requests = log.read_text().split()
+    # the folder's sizes.json, the first shard (to tell its kind), the unlisted shard's stats
+    assert sorted(requests) == ["shard-000000.tar", "shard-000003_stats.json", "sizes.json"]
 
 
 def test_a_shard_failing_during_a_run_is_counted_and_skipped_with_a_warning(shards, caplog):
@@ -93,3 +116,28 @@ def test_a_source_whose_first_shard_cannot_be_opened_says_why(shards):
         open_source(f"pipe:cat {shards / 'nowhere.tar'}")
     with pytest.raises(UserInputError, match=r"1 of 1 shards .* do not exist"):
         open_source(f"file://{shards / 'nowhere.tar'}")
+
+
+@pytest.mark.parametrize(
+    ("shard", "sizes", "name"),
+    [
+        ("/data/cc3m/00042.tar", "/data/cc3m/sizes.json", "00042.tar"),
+        ("00042.tar", "sizes.json", "00042.tar"),
+        ("https://h/d/00042.tar", "https://h/d/sizes.json", "00042.tar"),
+        (
+            "pipe:curl -sL https://h/d/00042.tar",
+            "pipe:curl -sL https://h/d/sizes.json",
+            "00042.tar",
+        ),
+        (
+            "pipe:aws s3 cp s3://b/cc/00042.tar -",
+            "pipe:aws s3 cp s3://b/cc/sizes.json -",
+            "00042.tar",
+        ),
+        ("pipe:cat 00042.tar.gz", "pipe:cat sizes.json", "00042.tar.gz"),
+    ],
+)
+def test_the_sizes_file_is_looked_for_beside_the_shard_through_the_same_transport(
+    shard, sizes, name
+):
+    assert sizes_file(shard) == (sizes, name)

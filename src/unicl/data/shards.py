@@ -5,8 +5,10 @@ either a caption (`txt`, or `caption` inside `json`) or a class index (`cls`). T
 brace-expanded pattern (`train-{000000..000099}.tar`); several patterns can be joined with `::`.
 A shard is a local path or anything webdataset opens: a URL (`file://`, `https://`, ...) or a
 `pipe:` command that writes the tar to stdout (`pipe:curl -s URL`, `pipe:aws s3 cp URL -`).
-Shard sizes come from img2dataset's `NAME_stats.json` ("successes"), fetched the same way as the
-shard (`.tar` -> `_stats.json` in its location), else from one pass over the shard.
+Shard sizes come from a `sizes.json` in the shards' folder (OpenCLIP's convention: shard file name
+-> sample count; one request per folder), else from img2dataset's `NAME_stats.json` ("successes";
+`.tar` -> `_stats.json` in the location, fetched concurrently), else from one pass over the
+shard. Both are fetched the same way as the shard.
 
 A shard that cannot be opened or breaks off while it is read is logged as a warning naming it; the
 samples it promised and did not give come as `truncated` bad samples, so they count against the
@@ -20,6 +22,7 @@ import json
 import logging
 import re
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import webdataset as wds
@@ -87,20 +90,59 @@ def local_path(url: str) -> Path | None:
     return Path(url)
 
 
+def _read_json(location: str):
+    """The JSON at `location`, read like a shard (a path, a URL, a `pipe:` command); None when
+    there is none or it cannot be read or parsed, whatever the transport says."""
+    path = local_path(location)
+    try:
+        if path is not None:
+            return json.loads(path.read_text()) if path.is_file() else None
+        with wds.gopen(location, "rb") as stream:
+            return json.loads(stream.read())
+    except Exception:
+        return None
+
+
 def _stats_size(url: str) -> int | None:
     """The shard's size from its `_stats.json`, read like the shard; None when there is none."""
     head, tar, tail = url.rpartition(".tar")
+    stats = _read_json(f"{head}_stats.json{tail}") if tar else None
+    try:
+        return int(stats["successes"])
+    except (TypeError, KeyError, ValueError):
+        return None
+
+
+def sizes_file(url: str) -> tuple[str, str] | None:
+    """Where the `sizes.json` of the shard's folder is, read like the shard, and the shard's file
+    name in it: `pipe:curl -s https://h/d/00042.tar` -> (`pipe:curl -s https://h/d/sizes.json`,
+    `00042.tar`). None when the location names no `.tar`."""
+    head, tar, tail = url.rpartition(".tar")
     if not tar:
         return None
-    stats = f"{head}_stats.json{tail}"
-    path = local_path(stats)
-    try:
-        if path is not None:
-            return int(json.loads(path.read_text())["successes"]) if path.is_file() else None
-        with wds.gopen(stats, "rb") as stream:
-            return int(json.loads(stream.read())["successes"])
-    except Exception:  # no stats beside a remote shard, whatever the transport says: count it
-        return None
+    folder, name = re.fullmatch(r"(.*[/\s]|)([^/\s]*)", head, re.DOTALL).groups()
+    suffix, after = re.fullmatch(r"([^/\s]*)(.*)", tail, re.DOTALL).groups()  # `.gz`, ` -`
+    return f"{folder}sizes.json{after}", f"{name}.tar{suffix}"
+
+
+def listed_sizes(urls: list[str]) -> list[int | None]:
+    """Each shard's sample count from its folder's `sizes.json` (one read per folder), else from
+    its `_stats.json` (read concurrently, as each may be a network request); None where neither
+    gives one."""
+    where = [sizes_file(url) for url in urls]
+    tables = {location: _read_json(location) for location in {p[0] for p in where if p}}
+    sizes: list[int | None] = []
+    for place in where:
+        table = tables[place[0]] if place else None
+        count = table.get(place[1]) if isinstance(table, dict) else None
+        sizes.append(count if type(count) is int and count >= 0 else None)
+    unknown = [i for i, size in enumerate(sizes) if size is None]
+    if unknown:
+        with ThreadPoolExecutor(min(16, len(unknown))) as pool:
+            found = pool.map(_stats_size, [urls[i] for i in unknown])
+            for i, size in zip(unknown, found, strict=True):
+                sizes[i] = size
+    return sizes
 
 
 def _caption(sample: dict) -> str | None:
@@ -142,7 +184,7 @@ class ShardSource(ShardedSource):
                 f"shard {self.urls[0]}: sample {first['__key__']!r} has neither a caption "
                 f"(txt, json caption) nor a class (cls); it has {sorted(first)}"
             )
-        sizes = [_stats_size(url) for url in self.urls]
+        sizes = listed_sizes(self.urls)
         self.shard_sizes = [size or 0 for size in sizes]
         largest_class = -1
         for shard, size in enumerate(sizes):

@@ -2,7 +2,8 @@
 
 Shards follow img2dataset's layout: `KEY.jpg|png|webp` (original bytes when the file already is
 one of these, else PNG), `KEY.txt` (caption) or `KEY.cls` (class index), `KEY.json` (caption or
-class name, original key), and `NAME_stats.json` per shard (`successes`: its sample count).
+class name, original key), `NAME_stats.json` per shard (`successes`: its sample count), and
+`sizes.json` with every shard's count (OpenCLIP's convention: one read for all shards).
 """
 
 from __future__ import annotations
@@ -121,10 +122,14 @@ def shard_pattern(out: Path, prefix: str, shards: int) -> str:
 
 
 def _write_stats(work: Path, prefix: str, written: int, per_shard: int) -> None:
+    """Each shard's `NAME_stats.json` and the folder's `sizes.json` (shard file name -> count)."""
+    sizes = {}
     for shard in range((written + per_shard - 1) // per_shard):
         count = min(per_shard, written - shard * per_shard)
         stats = work / f"{prefix}-{shard:06d}_stats.json"
         stats.write_text(json.dumps({"successes": count}) + "\n", encoding="utf-8")
+        sizes[f"{prefix}-{shard:06d}.tar"] = count
+    (work / "sizes.json").write_text(json.dumps(sizes, indent=0) + "\n", encoding="utf-8")
 
 
 def write_image_folder(source: Source, out: Path) -> dict:
