@@ -211,7 +211,7 @@ class ShardSource(ShardedSource):
         if index is None:
             yield from itertools.islice(self._stream_shard(shard), start, None, step)
             return
-        for sample in read_samples(path, index[start::step]):
+        for sample in read_samples(path, index, start, step):
             yield self._raw_sample(url, sample)
         for missing in range(start, self.shard_sizes[shard], step):
             if missing >= len(index):

@@ -19,20 +19,37 @@ from __future__ import annotations
 import functools
 import re
 import tarfile
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
 
+import numpy as np
 from webdataset import tariterators
-
-IndexedSample = tuple[str, tuple[tuple[str, int, int], ...]]
-"""A sample's key and its members as ``(extension, data offset, size)``, in tar order."""
 
 _META = re.compile(r"__[^/]*__($|/)")
 
 
-def sample_index(path: Path) -> tuple[IndexedSample, ...] | None:
-    """The samples of the uncompressed tar at `path` in storage order, or None when it cannot be
-    indexed (see the module docstring)."""
+@dataclass(frozen=True)
+class TarIndex:
+    """The samples of a tar in storage order: sample `i` has key ``keys[i]`` and the members
+    ``starts[i]:starts[i + 1]``, member `m` being ``extensions[ext_ids[m]]`` at byte
+    ``offsets[m]``, ``lengths[m]`` long. About 160 bytes a sample (the keys, and flat arrays for
+    the members), so a worker can hold the index of every shard it shares."""
+
+    keys: list[str]
+    starts: np.ndarray
+    extensions: tuple[str, ...]
+    ext_ids: np.ndarray
+    offsets: np.ndarray
+    lengths: np.ndarray
+
+    def __len__(self) -> int:
+        return len(self.keys)
+
+
+def sample_index(path: Path) -> TarIndex | None:
+    """The index of the uncompressed tar at `path`, or None when it cannot be indexed (see the
+    module docstring)."""
     try:
         status = path.stat()
     except OSError:
@@ -41,7 +58,7 @@ def sample_index(path: Path) -> tuple[IndexedSample, ...] | None:
 
 
 @functools.lru_cache(maxsize=256)
-def _index(path: str, size: int, modified_ns: int) -> tuple[IndexedSample, ...] | None:
+def _index(path: str, size: int, modified_ns: int) -> TarIndex | None:
     try:
         with tarfile.open(path, mode="r:") as tar:
             files = [
@@ -54,22 +71,29 @@ def _index(path: str, size: int, modified_ns: int) -> tuple[IndexedSample, ...] 
         return None
     if any(sum(file["data"]) > size for file in files):
         return None  # cut short inside a member's data: the streamed read reports it
-    return tuple(
-        (
-            sample["__key__"],
-            tuple((ext, *value) for ext, value in sample.items() if not ext.startswith("__")),
-        )
+    members = [
+        [(ext, *value) for ext, value in sample.items() if not ext.startswith("__")]
         for sample in samples
+    ]
+    extensions = tuple(sorted({ext for parts in members for ext, _, _ in parts}))
+    flat = [part for parts in members for part in parts]
+    return TarIndex(
+        keys=[sample["__key__"] for sample in samples],
+        starts=np.cumsum([0] + [len(parts) for parts in members], dtype=np.int64),
+        extensions=extensions,
+        ext_ids=np.array([extensions.index(ext) for ext, _, _ in flat], dtype=np.int32),
+        offsets=np.array([offset for _, offset, _ in flat], dtype=np.int64),
+        lengths=np.array([length for _, _, length in flat], dtype=np.int64),
     )
 
 
-def read_samples(path: Path, samples: Sequence[IndexedSample]) -> Iterator[dict]:
-    """The samples as webdataset gives them (``{"__key__": key, ext: bytes, ...}``), reading
-    only their members' bytes."""
+def read_samples(path: Path, index: TarIndex, start: int, step: int) -> Iterator[dict]:
+    """The samples at positions ``start, start + step, ...`` as webdataset gives them
+    (``{"__key__": key, ext: bytes, ...}``), reading only their members' bytes."""
     with open(path, "rb") as file:
-        for key, members in samples:
-            sample: dict = {"__key__": key}
-            for ext, offset, length in members:
-                file.seek(offset)
-                sample[ext] = file.read(length)
+        for i in range(start, len(index), step):
+            sample: dict = {"__key__": index.keys[i]}
+            for m in range(index.starts[i], index.starts[i + 1]):
+                file.seek(index.offsets[m])
+                sample[index.extensions[index.ext_ids[m]]] = file.read(index.lengths[m])
             yield sample
