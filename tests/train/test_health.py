@@ -18,7 +18,7 @@ from unicl.train.builtin_objectives import (
 )
 from unicl.train.checkpoint import list_checkpoints
 from unicl.train.config import ObjectiveConfig, config_to_yaml
-from unicl.train.health import PATIENCE, HealthMonitor
+from unicl.train.health import MIN_LOSS_STEPS, PATIENCE, HealthMonitor
 from unicl.train.launch import close_process
 from unicl.train.logger import read_metrics
 from unicl.train.loop import run_loop
@@ -92,6 +92,23 @@ def test_a_single_spike_that_recovers_is_not_a_divergence():
     health = monitor()
     losses = [2.0, 1.5, 1.5, 1.5, 9.0, 1.5, 1.4, 1.4, 1.3]
     assert not any(feed(health, [window(10 * (i + 1), x) for i, x in enumerate(losses)]).values())
+
+
+def test_with_a_log_line_every_step_noise_is_not_a_divergence_but_a_rise_that_stays_is():
+    """One-step windows: a few noisy steps near chance (what stopped a healthy batch-16 run at
+    step 32) are not judged; the median over `MIN_LOSS_STEPS` steps is."""
+    health = monitor()
+    falling = [3.4 - 0.05 * i for i in range(20)]  # to 2.45
+    noisy = [2.45 + (0.6 if i % 10 in (3, 4, 5, 6, 7) else -0.1) for i in range(40)]
+    risen = [3.3] * 45
+    losses = falling + noisy + risen
+    records = [window(i + 1, x, window_steps=1) for i, x in enumerate(losses)]
+    found = feed(health, records)
+    events = [(step, e.condition) for step, step_events in found.items() for e in step_events]
+    steps_to_rise = len(falling) + len(noisy)
+    assert len(events) == 1 and events[0][1] == "divergence"
+    assert steps_to_rise < events[0][0] <= steps_to_rise + MIN_LOSS_STEPS + PATIENCE
+    assert "median of the last 30 windows" in found[events[0][0]][0].message
 
 
 def test_half_of_a_windows_steps_skipped_for_non_finite_losses_is_a_divergence():

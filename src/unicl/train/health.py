@@ -18,8 +18,9 @@ every way).
   far; or the window's mean image or text spread below `MIN_SPREAD` after some pass had it above
   `10 * MIN_SPREAD` (features that start out alike, as deep towers' can, are not a collapse).
 - `divergence` (stops likewise): a loss that spikes and stays up, i.e. the median loss of the
-  last `PATIENCE` windows back more than halfway from its lowest toward chance (or above it),
-  after it had been `10 * LOSS_MARGIN * chance` below chance; or at least half of a window's
+  last `PATIENCE` windows (more when they hold fewer than `MIN_LOSS_STEPS` steps) back more than
+  halfway from its lowest such median toward chance (or above it), after that had been
+  `10 * LOSS_MARGIN * chance` below chance; or at least half of a window's
   steps skipped for a non-finite loss (the loop itself stops after `run.max_nonfinite` in a row).
 - `logit_scale_pinned` (a warning): the logit scale within 0.1% of either end of its clamp,
   `[1, 100]`.
@@ -46,6 +47,9 @@ from unicl.train.logger import MetricsSink, Progress
 from unicl.train.state import TrainingState
 
 PATIENCE = 3
+MIN_LOSS_STEPS = 30
+"""The divergence rule's median spans at least this many steps: with a log line every step, the
+loss of one small batch swings by more than the rule's margin from noise alone."""
 LOSS_MARGIN = 0.01
 VANISHING_GRAD = 0.01
 MIN_SPREAD = 0.01
@@ -197,7 +201,7 @@ class HealthMonitor:
         self.streaks = {name: _Streak() for name in ADVICE}
         self.largest_grad = 0.0
         self.peak_spread = dict.fromkeys(FeatureSpread.SIDES, 0.0)
-        self.recent_losses: list[float] = []
+        self.recent_losses: list[tuple[float, int]] = []  # (window loss, its steps)
         self.lowest_median = math.inf
         self.skipped = skipped_steps
         self.waited_s = 0.0
@@ -295,15 +299,17 @@ class HealthMonitor:
         loss = record.get("loss")
         if self.chance is None or not _finite(loss):
             return None
-        self.recent_losses = [*self.recent_losses, loss][-PATIENCE:]
-        if len(self.recent_losses) < PATIENCE:
+        recent = self.recent_losses = [*self.recent_losses, (loss, record["window_steps"])]
+        while len(recent) > PATIENCE and sum(steps for _, steps in recent[1:]) >= MIN_LOSS_STEPS:
+            recent.pop(0)
+        if len(recent) < PATIENCE or sum(steps for _, steps in recent) < MIN_LOSS_STEPS:
             return None
-        typical = statistics.median(self.recent_losses)
+        typical = statistics.median(window_loss for window_loss, _ in recent)
         lowest = self.lowest_median = min(self.lowest_median, typical)
         learned = lowest <= (1 - 10 * LOSS_MARGIN) * self.chance
         if learned and typical - lowest > 0.5 * (self.chance - lowest):
             return (
-                f"the loss rose back to {typical:.4f} (median of the last {PATIENCE} windows) "
+                f"the loss rose back to {typical:.4f} (median of the last {len(recent)} windows) "
                 f"from {lowest:.4f}, more than halfway to that of a uniform guess "
                 f"({self.chance:.4f})",
                 {"loss": self.chance},
