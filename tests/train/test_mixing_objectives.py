@@ -58,7 +58,7 @@ def test_a_mixed_step_scores_the_mixed_labels(tmp_path, objective):
     else:
         model = state.objective.model
         assert model.config.init_logit_bias == -10.0
-        assert float(model.logit_scale.detach().exp()) == pytest.approx(10.0)
+        assert float(model.logit_scale.detach().exp()) == pytest.approx(1 / 0.07)
         expected = label_sigmoid_loss(*features, batch.labels, *shared, mix=mix)
         unmixed = label_sigmoid_loss(*features, batch.labels, *shared)
     torch.testing.assert_close(loss, expected)

@@ -139,9 +139,9 @@ class UniCLObjective(DualEncoderObjective):
 class LabelSigmoidObjective(DualEncoderObjective):
     """Image and text towers trained with the label-aware sigmoid loss (`LabelSigmoidLoss`:
     every image-text pair a binary decision, positive when their TargetM labels agree; tiled by
-    `objective.tile_size`). A model without a `logit_bias` gets one here, at SigLIP's start
-    (`b = -10`, `t = 10`); a model that has one (resumed, or trained this way before) keeps its
-    bias and scale."""
+    `objective.tile_size`). A model without a `logit_bias` gets one here, at SigLIP's
+    `b = -10`, and its scale restarts at CLIP's `t = 1/0.07` (`INIT_SIGMOID_LOGIT_SCALE`); a
+    model that has one (resumed, or trained this way before) keeps its bias and scale."""
 
     criterion_class = LabelSigmoidLoss
 
