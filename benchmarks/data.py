@@ -52,25 +52,18 @@ import platform
 import statistics
 import tempfile
 import time
-from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 from unittest import mock
 
-import numpy as np
 import PIL
 import torch
 import webdataset as wds
+from jpeg_shards import EMOJI, fashion_jpeg_shards, large_jpeg_corpus
 from PIL import Image, ImageOps
 
 from unicl.data import BatchAugment, UnifiedStream, shards
-from unicl.data.arrays import read_idx
-from unicl.data.images import to_rgb
 from unicl.data.shards import IMAGE_EXTENSIONS, expand_shards, iterate_shard
 from unicl.models.tokenizer import Tokenizer
-
-DEMO = Path(__file__).resolve().parents[1] / "data" / "demo"
-FASHION = DEMO / "fashion-mnist"
-EMOJI = str(DEMO / "emoji" / "train-{000000..000003}.tar")
 
 
 def bare_decode(patterns: list[str], fit: int | None = None, draft: bool = False) -> int:
@@ -112,18 +105,6 @@ def interleaved_rates(runs: dict, repeats: int) -> dict[str, float]:
     return {name: statistics.median(values) for name, values in rates.items()}
 
 
-def fashion_jpeg_shards(folder: Path) -> str:
-    """The demo's 8,000 Fashion-MNIST training images as JPEG (quality 90) + cls shards."""
-    images = read_idx(FASHION / "train-images-idx3-ubyte.gz")
-    labels = read_idx(FASHION / "train-labels-idx1-ubyte.gz")
-    with wds.ShardWriter(str(folder / "fashion-%06d.tar"), maxcount=2000, verbose=0) as sink:
-        for index, (pixels, label) in enumerate(zip(images, labels, strict=True)):
-            buffer = io.BytesIO()
-            Image.fromarray(pixels).save(buffer, format="JPEG", quality=90)
-            sink.write({"__key__": f"{index:06d}", "jpg": buffer.getvalue(), "cls": int(label)})
-    return str(folder / "fashion-{000000..000003}.tar")
-
-
 def small_images(args: argparse.Namespace) -> None:
     """Case 1: one worker on the demo's small images, at their native size and at a crop."""
     with tempfile.TemporaryDirectory() as work:
@@ -156,54 +137,6 @@ def small_images(args: argparse.Namespace) -> None:
                     f"| {name} | {crop} | {rates['bare']:,.0f} | {rates['stream']:,.0f} | "
                     f"{rates['stream'] / rates['bare']:.0%} | {rates['augmented']:,.0f} |"
                 )
-
-
-def _upscaled_jpeg(pixels, side: int) -> bytes:
-    buffer = io.BytesIO()
-    to_rgb(Image.fromarray(pixels)).resize((side, side), Image.Resampling.BICUBIC).save(
-        buffer, format="JPEG", quality=90
-    )
-    return buffer.getvalue()
-
-
-def _write_shard(job: tuple[str, list[dict], int]) -> None:
-    path, samples, side = job
-    with wds.TarWriter(path) as sink:
-        for sample in samples:
-            pixels = sample.pop("pixels")
-            sink.write({**sample, "jpg": _upscaled_jpeg(pixels, side)})
-
-
-def large_jpeg_corpus(folder: Path, images: int, side: int, shards: int) -> list[dict]:
-    """`images` Fashion-MNIST training images (class shards) and the 1,000 demo emoji (caption
-    shards), upscaled to `side` px JPEGs, `shards` shards each: the sources of cases 2 and 3."""
-    pixels = read_idx(FASHION / "train-images-idx3-ubyte.gz")[:images]
-    labels = read_idx(FASHION / "train-labels-idx1-ubyte.gz")[:images]
-    fashion = [
-        {"__key__": f"{i:06d}", "pixels": p, "cls": int(c)}
-        for i, (p, c) in enumerate(zip(pixels, labels, strict=True))
-    ]
-    emoji = [
-        {
-            "__key__": sample["__key__"],
-            "pixels": np.asarray(Image.open(io.BytesIO(sample["png"])).convert("RGBA")),
-            "txt": sample["txt"],
-        }
-        for url in expand_shards(EMOJI)
-        for sample in iterate_shard(url)
-    ]
-    jobs = [
-        (str(folder / f"{name}-{shard:06d}.tar"), samples[shard::shards], side)
-        for name, samples in (("fashion", fashion), ("emoji", emoji))
-        for shard in range(shards)
-    ]
-    with ProcessPoolExecutor(os.cpu_count()) as pool:
-        list(pool.map(_write_shard, jobs))
-    last = f"{shards - 1:06d}"
-    return [
-        {"location": str(folder / f"fashion-{{000000..{last}}}.tar"), "classes": "fashion-mnist"},
-        {"location": str(folder / f"emoji-{{000000..{last}}}.tar")},
-    ]
 
 
 def large_jpegs(args: argparse.Namespace, sources: list[dict], tokenizer: Tokenizer) -> float:
